@@ -1,0 +1,68 @@
+// Frame encoding shared by the broker and the clients.
+//
+// Every ZeroMQ message of the protocol is one part holding one serialized
+// curvebus.v1.Frame (see proto/curvebus.proto).  Encoding an op gives the
+// bytes of a Frame holding just that op; because Protobuf appends repeated
+// fields when messages are concatenated, a batch is the plain concatenation of
+// such encodings (class Batch).  Decoding a batch yields every op in order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "curvebus.pb.h"
+
+namespace curvebus {
+
+namespace v1 = ::curvebus::v1;
+
+// Default TCP port of the broker (the embedded default binds 127.0.0.1 on it).
+inline constexpr int kDefaultPort = 7690;
+inline constexpr const char* kDefaultEndpoint = "tcp://127.0.0.1:7690";
+
+// Appends the encoding of Frame{ops:[op]} to `out`.
+void append_op(const v1::Op& op, std::string& out);
+
+// Returns the encoding of Frame{ops:[op]}.
+std::string encode_op(const v1::Op& op);
+
+// Parses a frame.  Returns false (and leaves `out` unspecified) when the bytes
+// are not a valid Frame or hold no op.
+bool decode_frame(const void* data, std::size_t size, v1::Frame& out);
+
+// Lower-case protocol name of an op ("publish", "subscribe", ...).
+const char* op_name(v1::Op::BodyCase body);
+
+// Name of an error code without its prefix ("DENIED", "NOT_REGISTERED", ...).
+std::string error_code_name(v1::ErrorCode code);
+
+// Microseconds since the Unix epoch (wall clock) and a monotonic clock in ms.
+std::int64_t wall_clock_us();
+std::int64_t steady_ms();
+
+// Accumulates encoded ops for one destination and hands them out as frames
+// of at most `max_bytes` each (one op larger than that travels alone).
+class Batch {
+ public:
+  explicit Batch(std::size_t max_bytes = 64 * 1024) : max_bytes_(max_bytes) {}
+  // Appends one already-encoded single-op frame.
+  void add(std::string_view encoded);
+  bool empty() const { return buffer_.empty(); }
+  std::size_t bytes() const { return buffer_.size(); }
+  std::size_t ops() const { return ops_; }
+  // True when adding `next_bytes` more would exceed the bound.
+  bool would_overflow(std::size_t next_bytes) const {
+    return !buffer_.empty() && buffer_.size() + next_bytes > max_bytes_;
+  }
+  // Moves the accumulated bytes out and resets the batch.
+  std::string take();
+
+ private:
+  std::size_t max_bytes_;
+  std::string buffer_;
+  std::size_t ops_ = 0;
+};
+
+}  // namespace curvebus
