@@ -1,0 +1,68 @@
+// Broker configuration: defaults, the TOML file (--config) and the command
+// line.  Precedence: built-in defaults < [broker] table of the TOML file <
+// command-line flags.  The TOML keys are the long flags with '_' for '-'.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "curvebus/status.hpp"
+
+namespace curvebus::broker {
+
+struct Config {
+  std::string bind;           // empty = tcp://127.0.0.1:7690 (kDefaultEndpoint)
+  std::string keys_dir;       // holds broker_secret; empty = <home>/keys
+  std::string acl_path;       // allow-list TOML; empty = <home>/acl.toml
+  std::string endpoint_file;  // where the bound endpoint is written; empty = <home>/endpoint
+  std::string home;           // empty = $CURVEBUS_HOME or ./.curvebus
+  std::uint32_t heartbeat_ms = 1000;     // default alive-signal interval
+  std::uint32_t min_heartbeat_ms = 100;  // peers' requests are clamped to [min, max]
+  std::uint32_t max_heartbeat_ms = 60000;
+  std::uint32_t max_message_bytes = 1u << 20;  // PUBLISH payload bound
+  std::uint32_t max_topic_bytes = 256;
+  std::uint32_t max_topic_levels = 16;
+  std::uint32_t max_subscriptions = 100;  // patterns per session
+  std::uint32_t publish_rate = 0;         // per session, messages/s (0 = unlimited)
+  std::uint32_t publish_burst = 0;        // 0 = one second's worth
+  std::uint32_t queue_limit = 10000;      // outbound ops queued per session
+  std::uint64_t queue_limit_bytes = 16u << 20;
+  std::uint32_t history_depth = 32;        // publications kept per topic
+  std::uint64_t history_bytes = 4u << 20;  // bytes kept per topic (latest always kept)
+  std::uint32_t max_topics = 100000;
+  std::uint32_t stats_interval_s = 10;  // $SYS/broker/stats period (0 = off)
+  std::uint32_t max_batch_bytes = 64u << 10;
+  std::string log_level = "info";
+  std::string log_file;
+};
+
+// Applies the [broker] table of a TOML document to `config`.  Unknown keys,
+// unknown tables and wrong types are errors naming `source`:line.  Relative
+// paths are taken from `base_dir`.
+Status apply_toml(std::string_view text, const std::string& source, const std::string& base_dir,
+                  Config& config);
+Status load_config_file(const std::string& path, Config& config);
+
+// The command line.  exit_code < 0: run the broker with `config`; otherwise
+// exit with it after printing `output` (help text to stdout when 0, one
+// error line to stderr when 1).
+struct CommandLine {
+  Config config;
+  int exit_code = -1;
+  std::string output;
+};
+CommandLine parse_command_line(const std::vector<std::string>& args);
+
+// Checks ranges that make the broker unusable (e.g. heartbeat 0).
+Status validate(const Config& config);
+
+// Fills the paths left empty from the home directory and, for a first try on
+// one machine, generates what is missing there: the broker's key pair
+// (<home>/keys/broker_secret) and, when <home>/acl.toml does not exist, two
+// dev identities ("dev": admin, everything; "alex": a robot agent) with their
+// keys and an allow-list naming them.  `log` receives one line per action.
+Status prepare_home(Config& config, std::vector<std::string>& log);
+
+}  // namespace curvebus::broker

@@ -1,0 +1,224 @@
+// Configuration: defaults < TOML file ([broker] table) < command-line flags.
+#include "curvebus/broker/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <sstream>
+
+namespace curvebus::broker {
+
+namespace {
+
+std::string dir_of(const std::string& path) {
+  std::size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || path.front() == '/' || base_dir.empty() || base_dir == ".") return path;
+  return base_dir + "/" + path;
+}
+
+// One setting: how to read it from TOML and how it appears on the command line.
+struct Setting {
+  enum Kind { kString, kPath, kU32, kU64 } kind;
+  void* target;
+  std::uint64_t min = 0;
+  std::uint64_t max = std::numeric_limits<std::uint32_t>::max();
+  const char* help = "";
+};
+
+std::map<std::string, Setting> settings(Config& c) {
+  using S = Setting;
+  const std::uint64_t u32 = std::numeric_limits<std::uint32_t>::max();
+  const std::uint64_t u64 = std::numeric_limits<std::int64_t>::max();
+  return {
+      {"bind",
+       {S::kString, &c.bind, 0, 0, "ZeroMQ endpoint to bind (tcp://127.0.0.1:* = ephemeral)"}},
+      {"keys", {S::kPath, &c.keys_dir, 0, 0, "directory holding the broker_secret certificate"}},
+      {"acl", {S::kPath, &c.acl_path, 0, 0, "allow-list / ACL TOML file"}},
+      {"endpoint_file", {S::kPath, &c.endpoint_file, 0, 0, "write the bound endpoint here"}},
+      {"home", {S::kPath, &c.home, 0, 0, "home directory for the embedded default"}},
+      {"heartbeat_ms", {S::kU32, &c.heartbeat_ms, 1, u32, "default alive-signal interval (ms)"}},
+      {"max_message_bytes",
+       {S::kU32, &c.max_message_bytes, 1, 256u << 20, "largest PUBLISH payload"}},
+      {"max_subscriptions", {S::kU32, &c.max_subscriptions, 1, u32, "patterns per session"}},
+      {"publish_rate",
+       {S::kU32, &c.publish_rate, 0, u32, "publications/s per session (0 = unlimited)"}},
+      {"publish_burst",
+       {S::kU32, &c.publish_burst, 0, u32, "token bucket size (0 = one second's worth)"}},
+      {"queue_limit", {S::kU32, &c.queue_limit, 1, u32, "outbound ops queued per session"}},
+      {"queue_limit_bytes",
+       {S::kU64, &c.queue_limit_bytes, 1024, u64, "outbound bytes queued per session"}},
+      {"history_depth", {S::kU32, &c.history_depth, 1, 1u << 20, "publications kept per topic"}},
+      {"history_bytes", {S::kU64, &c.history_bytes, 1, u64, "bytes kept per topic"}},
+      {"max_topics", {S::kU32, &c.max_topics, 1, u32, "topics the broker keeps"}},
+      {"stats_interval_s",
+       {S::kU32, &c.stats_interval_s, 0, u32, "$SYS/broker/stats period (0 = off)"}},
+      {"log_level", {S::kString, &c.log_level, 0, 0, "trace|debug|info|warn|error|critical|off"}},
+      {"log_file", {S::kPath, &c.log_file, 0, 0, "also log to this file"}},
+  };
+}
+
+std::string flag_of(const std::string& key) {
+  std::string flag = "--" + key;
+  for (char& ch : flag)
+    if (ch == '_') ch = '-';
+  return flag;
+}
+
+}  // namespace
+
+Status apply_toml(std::string_view text, const std::string& source, const std::string& base_dir,
+                  Config& config) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    return Status::Error(
+        source + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()),
+        "CONFIG");
+  }
+  auto where = [&](const toml::node& n) {
+    return source + ":" + std::to_string(n.source().begin.line) + ": ";
+  };
+  for (auto&& [key, node] : root) {
+    if (key.str() != "broker")
+      return Status::Error(where(node) + "unknown key '" + std::string(key.str()) +
+                               "' (settings go in a [broker] table)",
+                           "CONFIG");
+  }
+  const toml::table* broker = root["broker"].as_table();
+  if (!broker) {
+    if (const toml::node* n = root.get("broker"))
+      return Status::Error(where(*n) + "'broker' must be a table", "CONFIG");
+    return Status::Ok();
+  }
+  auto known = settings(config);
+  for (auto&& [key, node] : *broker) {
+    const std::string k(key.str());
+    auto it = known.find(k);
+    if (it == known.end())
+      return Status::Error(where(node) + "unknown key '" + k + "' in [broker]", "CONFIG");
+    const Setting& s = it->second;
+    if (s.kind == Setting::kString || s.kind == Setting::kPath) {
+      auto v = node.value_exact<std::string>();
+      if (!v) return Status::Error(where(node) + "'" + k + "' must be a string", "CONFIG");
+      *static_cast<std::string*>(s.target) = s.kind == Setting::kPath ? resolve(base_dir, *v) : *v;
+    } else {
+      auto v = node.value_exact<std::int64_t>();
+      if (!v) return Status::Error(where(node) + "'" + k + "' must be an integer", "CONFIG");
+      if (*v < 0 || static_cast<std::uint64_t>(*v) < s.min ||
+          static_cast<std::uint64_t>(*v) > s.max)
+        return Status::Error(where(node) + "'" + k + "' must be between " + std::to_string(s.min) +
+                                 " and " + std::to_string(s.max),
+                             "CONFIG");
+      if (s.kind == Setting::kU32)
+        *static_cast<std::uint32_t*>(s.target) = static_cast<std::uint32_t>(*v);
+      else
+        *static_cast<std::uint64_t*>(s.target) = static_cast<std::uint64_t>(*v);
+    }
+  }
+  return Status::Ok();
+}
+
+Status load_config_file(const std::string& path, Config& config) {
+  std::ifstream in(path);
+  if (!in) return Status::Error("cannot read config file " + path, "NOT_FOUND");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return apply_toml(buf.str(), path, dir_of(path), config);
+}
+
+CommandLine parse_command_line(const std::vector<std::string>& args) {
+  CommandLine out;
+  CLI::App app{"curvebus-broker: CurveZMQ publish-subscribe broker", "curvebus-broker"};
+  std::string config_file;
+  app.add_option("--config", config_file, "TOML file with a [broker] table (flags override it)");
+  // Flags are parsed into strings first so that only the given ones override the file.
+  Config scratch;
+  auto known = settings(scratch);
+  std::map<std::string, std::string> given;
+  for (auto& [key, s] : known) given[key];
+  for (auto& [key, s] : known) app.add_option(flag_of(key), given[key], s.help);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  if (!reversed.empty()) reversed.pop_back();  // argv[0]
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    out.exit_code = 0;
+    out.output = app.help();
+    return out;
+  } catch (const CLI::ParseError& e) {
+    out.exit_code = 1;
+    out.output = std::string("curvebus-broker: ") + e.what();
+    return out;
+  }
+  if (!config_file.empty()) {
+    Status s = load_config_file(config_file, out.config);
+    if (!s) {
+      out.exit_code = 1;
+      out.output = "curvebus-broker: " + s.message();
+      return out;
+    }
+  }
+  // Apply the flags given, reusing the TOML rules for types and ranges.
+  auto targets = settings(out.config);
+  for (auto& [key, value] : given) {
+    if (app.count(flag_of(key)) == 0) continue;
+    const Setting& s = targets.at(key);
+    if (s.kind == Setting::kString || s.kind == Setting::kPath) {
+      *static_cast<std::string*>(s.target) = value;
+      continue;
+    }
+    std::uint64_t v = 0;
+    std::size_t used = 0;
+    bool ok = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+    if (ok) {
+      try {
+        v = std::stoull(value, &used);
+      } catch (const std::exception&) {
+        ok = false;
+      }
+    }
+    if (!ok || v < s.min || v > s.max) {
+      out.exit_code = 1;
+      out.output = "curvebus-broker: " + flag_of(key) + " must be an integer between " +
+                   std::to_string(s.min) + " and " + std::to_string(s.max) + " (got '" + value +
+                   "')";
+      return out;
+    }
+    if (s.kind == Setting::kU32)
+      *static_cast<std::uint32_t*>(s.target) = static_cast<std::uint32_t>(v);
+    else
+      *static_cast<std::uint64_t*>(s.target) = v;
+  }
+  Status s = validate(out.config);
+  if (!s) {
+    out.exit_code = 1;
+    out.output = "curvebus-broker: " + s.message();
+  }
+  return out;
+}
+
+Status validate(const Config& c) {
+  static const char* levels[] = {"trace", "debug", "info",     "warn", "warning",
+                                 "error", "err",   "critical", "off"};
+  bool level_ok = false;
+  for (const char* l : levels) level_ok = level_ok || c.log_level == l;
+  if (!level_ok)
+    return Status::Error(
+        "unknown log level '" + c.log_level + "' (trace, debug, info, warn, error, critical, off)",
+        "CONFIG");
+  if (c.heartbeat_ms == 0) return Status::Error("heartbeat interval must be > 0", "CONFIG");
+  if (c.max_batch_bytes < 1024) return Status::Error("max batch below 1 KiB", "CONFIG");
+  return Status::Ok();
+}
+
+}  // namespace curvebus::broker

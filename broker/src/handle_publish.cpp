@@ -1,0 +1,156 @@
+// PUBLISH: check, then route: one DELIVER encoding fanned out to every
+// matching live session, kept in the topic's history (and as its retained
+// value when asked).
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "core.hpp"
+
+namespace curvebus::broker {
+
+namespace {
+constexpr std::size_t kMaxPublishersListed = 16;
+constexpr std::int64_t kRateErrorEveryMs = 100;
+constexpr std::int64_t kRateWindowMs = 10000;
+}  // namespace
+
+void Core::handle_publish(Session& s, v1::Publish& req) {
+  const std::uint64_t rid = req.request_id();
+  const std::int64_t now = steady_ms();
+  if (!s.publish_bucket.take(now)) {
+    // Coalesced: at most one ERROR per ~100 ms per session, carrying the count.
+    ++counters_.rate_limited;
+    ++s.rate_refused_pending;
+    if (now - s.rate_error_ms >= kRateErrorEveryMs) {
+      std::uint64_t suppressed = 0;
+      if (log_rate_.allow(suppressed))
+        spdlog::warn("rate limited name={} session={} refused={}{}", s.name, s.session_id,
+                     s.rate_refused_pending,
+                     suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
+      send_error(s, v1::ERROR_RATE_LIMITED, rid,
+                 "publish rate over " + std::to_string(config_.publish_rate) + "/s", req.topic(),
+                 "publish", s.rate_refused_pending);
+      s.rate_refused_pending = 0;
+      s.rate_error_ms = now;
+    }
+    return;
+  }
+  if (req.payload().size() > config_.max_message_bytes) {
+    ++counters_.oversized;
+    std::uint64_t suppressed = 0;
+    if (log_bad_input_.allow(suppressed))
+      spdlog::warn("oversized publish name={} bytes={} limit={}{}", s.name, req.payload().size(),
+                   config_.max_message_bytes,
+                   suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
+    send_error(s, v1::ERROR_TOO_LARGE, rid,
+               "payload of " + std::to_string(req.payload().size()) + " bytes is over the " +
+                   std::to_string(config_.max_message_bytes) + "-byte limit",
+               req.topic(), "publish");
+    return;
+  }
+  if (std::string why = check_topic(req.topic(), topic_rules_); !why.empty()) {
+    send_error(s, v1::ERROR_INVALID_TOPIC, rid, why,
+               is_valid_utf8(req.topic()) ? req.topic() : std::string(), "publish");
+    return;
+  }
+  if (!may_publish(s.rights, req.topic())) {
+    ++counters_.denials;
+    std::uint64_t suppressed = 0;
+    if (log_denied_.allow(suppressed))
+      spdlog::warn("acl denied op=publish name={} fp={} topic=\"{}\"{}", s.name, s.fingerprint,
+                   req.topic(),
+                   suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
+    send_error(s, v1::ERROR_DENIED, rid,
+               "the ACL of '" + s.name + "' does not allow publishing on this topic", req.topic(),
+               "publish");
+    return;
+  }
+  RouteResult result;
+  if (!route(req.topic(), std::move(*req.mutable_payload()), s.name, req.retain(),
+             req.content_type(), result)) {
+    send_error(s, v1::ERROR_RESOURCE_EXHAUSTED, rid,
+               "the broker keeps at most " + std::to_string(config_.max_topics) + " topics",
+               req.topic(), "publish");
+    return;
+  }
+  if (req.ack()) {
+    v1::Op op;
+    auto* ack = op.mutable_puback();
+    ack->set_request_id(rid);
+    ack->set_topic(req.topic());
+    ack->set_seq(result.seq);
+    ack->set_delivered(result.delivered);
+    ack->set_dropped(result.dropped);
+    send_control(s, op);
+  }
+}
+
+bool Core::route(const std::string& topic_name, std::string&& payload, const std::string& publisher,
+                 bool retain, const std::string& content_type, RouteResult& result) {
+  auto it = topics_.find(topic_name);
+  if (it == topics_.end()) {
+    if (topics_.size() >= config_.max_topics) return false;
+    it = topics_
+             .emplace(topic_name,
+                      std::make_unique<Topic>(config_.history_depth, config_.history_bytes))
+             .first;
+  }
+  Topic& t = *it->second;
+  const std::int64_t now_us = wall_clock_us();
+  const std::int64_t now_ms = steady_ms();
+  result.seq = ++t.seq;
+  ++t.messages;
+  ++counters_.publications;
+  t.last_publish_us = now_us;
+  if (now_ms - t.window_start_ms >= kRateWindowMs) {
+    t.rate = static_cast<double>(t.window_count) * 1000.0 /
+             static_cast<double>(std::max<std::int64_t>(kRateWindowMs, now_ms - t.window_start_ms));
+    t.window_start_ms = now_ms;
+    t.window_count = 0;
+  }
+  ++t.window_count;
+  if (t.publishers.size() < kMaxPublishersListed &&
+      std::find(t.publishers.begin(), t.publishers.end(), publisher) == t.publishers.end())
+    t.publishers.push_back(publisher);
+
+  v1::Op op;
+  auto* d = op.mutable_deliver();
+  d->set_topic(topic_name);
+  d->mutable_payload()->swap(payload);
+  d->set_seq(result.seq);
+  d->set_publisher(publisher);
+  d->set_timestamp_us(now_us);
+  d->set_content_type(content_type);
+  auto bytes = std::make_shared<const std::string>(encode_op(op));
+  if (retain) {
+    // An empty retained payload clears the retained value (as in MQTT).
+    if (d->payload().empty()) {
+      t.retained.reset();
+    } else {
+      d->set_retained(true);
+      t.retained = std::make_shared<const std::string>(encode_op(op));
+    }
+  }
+  t.history.add({result.seq, now_us, bytes});
+
+  tree_.match(topic_name, match_buffer_);
+  for (SubscriberId id : match_buffer_) {
+    Session* s = find_session(id);
+    if (!s) continue;
+    if (enqueue_delivery(*s, bytes))
+      ++result.delivered;
+    else
+      ++result.dropped;
+  }
+  return true;
+}
+
+void Core::publish_sys(const std::string& topic, const std::string& json) {
+  RouteResult ignored;
+  std::string payload = json;
+  if (!route(topic, std::move(payload), "$SYS", true, "application/json", ignored))
+    spdlog::warn("cannot publish {}: topic limit reached", topic);
+}
+
+}  // namespace curvebus::broker

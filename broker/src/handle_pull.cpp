@@ -1,0 +1,57 @@
+// PULL: the latest publication of a topic, or its kept history since a seq.
+#include <spdlog/spdlog.h>
+
+#include "core.hpp"
+
+namespace curvebus::broker {
+
+void Core::handle_pull(Session& s, const v1::Pull& req) {
+  const std::uint64_t rid = req.request_id();
+  if (std::string why = check_topic(req.topic(), topic_rules_); !why.empty()) {
+    send_error(s, v1::ERROR_INVALID_TOPIC, rid, why,
+               is_valid_utf8(req.topic()) ? req.topic() : std::string(), "pull");
+    return;
+  }
+  // Pulling is reading: it needs subscribe rights on the topic.
+  if (!may_subscribe(s.rights, req.topic())) {
+    ++counters_.denials;
+    std::uint64_t suppressed = 0;
+    if (log_denied_.allow(suppressed))
+      spdlog::warn("acl denied op=pull name={} fp={} topic=\"{}\"{}", s.name, s.fingerprint,
+                   req.topic(),
+                   suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
+    send_error(s, v1::ERROR_DENIED, rid,
+               "the ACL of '" + s.name + "' does not allow reading this topic", req.topic(),
+               "pull");
+    return;
+  }
+  auto it = topics_.find(req.topic());
+  if (it == topics_.end()) {
+    send_error(s, v1::ERROR_NOT_FOUND, rid, "nothing was published on this topic", req.topic(),
+               "pull");
+    return;
+  }
+  const Topic& t = *it->second;
+  const std::size_t max_count = req.max_count() ? req.max_count() : config_.history_depth;
+  PullSelection sel = t.history.select(req.since_seq(), max_count, t.seq);
+
+  v1::Op op;
+  auto* reply = op.mutable_pull_reply();
+  reply->set_request_id(rid);
+  reply->set_topic(req.topic());
+  reply->set_last_seq(t.seq);
+  reply->set_first_kept_seq(sel.first_kept_seq);
+  reply->set_gap(sel.gap);
+  v1::Frame stored;
+  for (const StoredPublication* p : sel.items) {
+    if (!decode_frame(p->encoded->data(), p->encoded->size(), stored) ||
+        !stored.ops(0).has_deliver())
+      continue;
+    auto* d = reply->add_messages();
+    d->Swap(stored.mutable_ops(0)->mutable_deliver());
+    d->set_retained(true);
+  }
+  send_control(s, op);
+}
+
+}  // namespace curvebus::broker

@@ -1,0 +1,200 @@
+// Sessions and their outbound queues: bounded queues of encoded ops, flushed
+// as batches (concatenated frames, one ZeroMQ message, one CURVE box).
+#include <cerrno>
+
+#include <spdlog/spdlog.h>
+
+#include "core.hpp"
+
+namespace curvebus::broker {
+
+namespace {
+constexpr std::size_t kControlHeadroomOps = 1024;
+constexpr std::size_t kControlHeadroomBytes = 1u << 20;
+constexpr std::size_t kMaxTombstones = 10000;
+constexpr std::size_t kEagerFlushOps = 64;
+}  // namespace
+
+Session* Core::find_session(const std::string& routing_id) {
+  auto it = by_routing_id_.find(routing_id);
+  return it == by_routing_id_.end() ? nullptr : find_session(it->second);
+}
+
+Session* Core::find_session(std::uint64_t id) {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+void Core::mark_dirty(Session& s) {
+  if (s.dirty) return;
+  s.dirty = true;
+  dirty_.push_back(s.id);
+}
+
+bool Core::enqueue_delivery(Session& s, const Bytes& bytes) {
+  if (s.pending_ops() >= config_.queue_limit ||
+      s.queue_bytes + bytes->size() > config_.queue_limit_bytes) {
+    ++s.dropped;
+    ++counters_.dropped;
+    std::uint64_t suppressed = 0;
+    if (log_drop_.allow(suppressed))
+      spdlog::warn(
+          "queue full, delivery dropped name={} session={} queued={} bytes={} dropped={}{}", s.name,
+          s.session_id, s.pending_ops(), s.queue_bytes, s.dropped,
+          suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
+    return false;
+  }
+  s.queue.push_back(bytes);
+  s.queue_bytes += bytes->size();
+  ++counters_.deliveries;
+  mark_dirty(s);
+  // Hand a full batch to libzmq at once rather than holding it for the rest
+  // of the input burst: the queue bound is about what the broker holds.
+  if (s.queue_bytes >= config_.max_batch_bytes || s.queue.size() >= kEagerFlushOps)
+    flush_session(s, false);
+  return true;
+}
+
+void Core::send_control(Session& s, const v1::Op& op) {
+  auto bytes = std::make_shared<const std::string>(encode_op(op));
+  // Control replies may use headroom beyond the delivery bound; a peer that
+  // floods requests without reading eventually loses replies, counted and logged.
+  if (s.pending_ops() >= config_.queue_limit + kControlHeadroomOps ||
+      s.queue_bytes + bytes->size() > config_.queue_limit_bytes + kControlHeadroomBytes) {
+    ++s.control_dropped;
+    ++s.dropped;
+    ++counters_.dropped;
+    std::uint64_t suppressed = 0;
+    if (log_drop_.allow(suppressed))
+      spdlog::warn("queue full, {} reply dropped name={} session={} queued={}{}",
+                   op_name(op.body_case()), s.name, s.session_id, s.pending_ops(),
+                   suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
+    return;
+  }
+  s.queue_bytes += bytes->size();
+  s.queue.push_back(std::move(bytes));
+  mark_dirty(s);
+}
+
+void Core::send_error(Session& s, v1::ErrorCode code, std::uint64_t request_id,
+                      const std::string& message, const std::string& topic, const char* answers,
+                      std::uint64_t count) {
+  v1::Op op;
+  auto* e = op.mutable_error();
+  e->set_request_id(request_id);
+  e->set_code(code);
+  e->set_message(message);
+  e->set_topic(topic);
+  e->set_answers(answers);
+  e->set_count(count);
+  ++counters_.errors_sent;
+  send_control(s, op);
+}
+
+bool Core::flush_session(Session& s, bool may_drop) {
+  s.dirty = false;
+  const std::int64_t now = steady_ms();
+  while (true) {
+    if (s.stalled.empty()) {
+      if (s.queue.empty()) break;
+      // Concatenate queued frames into one batch (one op bigger than the
+      // bound travels alone).
+      while (!s.queue.empty()) {
+        const std::string& next = *s.queue.front();
+        if (!s.stalled.empty() && s.stalled.size() + next.size() > config_.max_batch_bytes) break;
+        s.stalled.append(next);
+        ++s.stalled_ops;
+        s.queue.pop_front();
+      }
+    }
+    if (zmq_send(router_.handle(), s.routing_id.data(), s.routing_id.size(),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+      const int err = zmq_errno();
+      if (err == EAGAIN) {
+        backlogged_.insert(s.id);
+        return true;
+      }
+      if (err == EHOSTUNREACH && !may_drop) {
+        backlogged_.insert(s.id);
+        return true;
+      }
+      if (err == EHOSTUNREACH) {
+        drop_session(s, CloseReason::kTimeout, "connection lost");
+        return false;
+      }
+      spdlog::error("send failed name={} session={}: {}", s.name, s.session_id, zmq_strerror(err));
+      backlogged_.insert(s.id);
+      return true;
+    }
+    zmq_send(router_.handle(), s.stalled.data(), s.stalled.size(), ZMQ_DONTWAIT);
+    ++counters_.frames_out;
+    counters_.messages_out += s.stalled_ops;
+    counters_.bytes_out += s.stalled.size();
+    s.messages_out += s.stalled_ops;
+    s.queue_bytes -= s.stalled.size();
+    s.last_sent_ms = now;
+    s.stalled.clear();
+    s.stalled_ops = 0;
+  }
+  backlogged_.erase(s.id);
+  return true;
+}
+
+void Core::flush_all() {
+  for (std::uint64_t id : backlogged_) {
+    if (Session* s = find_session(id)) mark_dirty(*s);
+  }
+  std::vector<std::uint64_t> ids;
+  ids.swap(dirty_);
+  for (std::uint64_t id : ids) {
+    if (Session* s = find_session(id)) flush_session(*s);
+  }
+  // Sessions dropped while flushing may leave stale ids behind.
+  for (auto it = backlogged_.begin(); it != backlogged_.end();)
+    it = sessions_.count(*it) ? std::next(it) : backlogged_.erase(it);
+}
+
+void Core::tombstone(const std::string& routing_id, v1::ErrorCode code) {
+  if (tombstones_.emplace(routing_id, code).second) {
+    tombstone_order_.push_back(routing_id);
+  } else {
+    tombstones_[routing_id] = code;
+  }
+  while (tombstone_order_.size() > kMaxTombstones) {
+    tombstones_.erase(tombstone_order_.front());
+    tombstone_order_.pop_front();
+  }
+}
+
+void Core::drop_session(Session& s, CloseReason reason, const std::string& detail) {
+  const std::uint64_t id = s.id;
+  // Last words (ERROR KICKED / REVOKED) go out if the pipe takes them; the
+  // session is forgotten either way.
+  if (s.has_output() && reason != CloseReason::kTimeout) {
+    if (zmq_send(router_.handle(), s.routing_id.data(), s.routing_id.size(),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
+      std::string rest = s.stalled;
+      for (const auto& b : s.queue) rest.append(*b);
+      zmq_send(router_.handle(), rest.data(), rest.size(), ZMQ_DONTWAIT);
+      ++counters_.frames_out;
+      counters_.bytes_out += rest.size();
+    }
+  }
+  for (const auto& pattern : s.subscriptions) tree_.unsubscribe(pattern, id);
+  by_routing_id_.erase(s.routing_id);
+  backlogged_.erase(id);
+  if (auto it = sessions_per_name_.find(s.name); it != sessions_per_name_.end()) {
+    if (it->second <= 1)
+      sessions_per_name_.erase(it);
+    else
+      --it->second;
+  }
+  if (reason == CloseReason::kTimeout) ++counters_.sessions_timed_out;
+  spdlog::info("session close name={} session={} reason={} detail=\"{}\" in={} out={} dropped={}",
+               s.name, s.session_id, reason_name(reason), detail, s.messages_in, s.messages_out,
+               s.dropped);
+  publish_presence(s, false, reason);
+  sessions_.erase(id);
+}
+
+}  // namespace curvebus::broker
