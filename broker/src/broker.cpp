@@ -190,14 +190,22 @@ void Core::drain_router() {
     if (!rid.more()) continue;  // cannot happen on a ROUTER
     zmq::message_t body;
     if (!router_.recv(body, zmq::recv_flags::dontwait)) return;
-    bool extra = body.more();
-    while (extra) {  // the protocol is one part per message; drop the rest
-      zmq::message_t skip;
-      if (!router_.recv(skip, zmq::recv_flags::dontwait)) break;
-      extra = skip.more();
-      counters_.bytes_in += skip.size();
+    std::string routing_id(static_cast<const char*>(rid.data()), rid.size());
+    if (body.more()) {  // the protocol is one part per message
+      std::size_t bytes = body.size();
+      bool extra = true;
+      while (extra) {
+        zmq::message_t skip;
+        if (!router_.recv(skip, zmq::recv_flags::dontwait)) break;
+        extra = skip.more();
+        bytes += skip.size();
+      }
+      ++counters_.messages_in;
+      counters_.bytes_in += bytes;
+      malformed(routing_id, bytes, 0, "frame", "a message must be exactly one part");
+      continue;
     }
-    on_message(std::string(static_cast<const char*>(rid.data()), rid.size()), body);
+    on_message(routing_id, body);
   }
 }
 

@@ -9,8 +9,32 @@
 namespace curvebus::broker {
 
 namespace {
+
 constexpr std::size_t kMaxUnregisteredTracked = 10000;
+
+// The request id of a request op (0 for ops without one).
+std::uint64_t request_id_of(const v1::Op& op) {
+  switch (op.body_case()) {
+    case v1::Op::kRegister:
+      return op.register_().request_id();
+    case v1::Op::kSubscribe:
+      return op.subscribe().request_id();
+    case v1::Op::kUnsubscribe:
+      return op.unsubscribe().request_id();
+    case v1::Op::kPublish:
+      return op.publish().request_id();
+    case v1::Op::kPull:
+      return op.pull().request_id();
+    case v1::Op::kTopics:
+      return op.topics().request_id();
+    case v1::Op::kAdmin:
+      return op.admin().request_id();
+    default:
+      return 0;
+  }
 }
+
+}  // namespace
 
 void Core::on_message(const std::string& routing_id, const zmq::message_t& body) {
   ++counters_.messages_in;
@@ -112,7 +136,7 @@ void Core::on_op_unregistered(const std::string& routing_id, const zmq::message_
   auto tomb = tombstones_.find(routing_id);
   if (tomb != tombstones_.end() && tomb->second == v1::ERROR_REVOKED) {
     reply_unregistered(routing_id, v1::ERROR_REVOKED, "this key was revoked",
-                       op_name(op.body_case()), 0);
+                       op_name(op.body_case()), request_id_of(op));
     return;
   }
   switch (op.body_case()) {
@@ -127,11 +151,11 @@ void Core::on_op_unregistered(const std::string& routing_id, const zmq::message_
   if (tomb != tombstones_.end() && tomb->second == v1::ERROR_SESSION_EXPIRED) {
     reply_unregistered(routing_id, v1::ERROR_SESSION_EXPIRED,
                        "the broker timed this session out; REGISTER again", op_name(op.body_case()),
-                       0);
+                       request_id_of(op));
     return;
   }
   reply_unregistered(routing_id, v1::ERROR_NOT_REGISTERED, "REGISTER first",
-                     op_name(op.body_case()), 0);
+                     op_name(op.body_case()), request_id_of(op));
 }
 
 void Core::reply_unregistered(const std::string& routing_id, v1::ErrorCode code,
@@ -201,7 +225,7 @@ void Core::on_op_registered(Session& s, v1::Op& op) {
       return;
     default:
       send_error(
-          s, v1::ERROR_UNSUPPORTED, 0,
+          s, v1::ERROR_UNSUPPORTED, request_id_of(op),
           std::string("the broker does not serve '") + op_name(op.body_case()) + "' from peers", "",
           op_name(op.body_case()));
       return;
