@@ -1,5 +1,7 @@
 // curvebus-broker: parse the command line, prepare the embedded default,
 // run the broker until SIGINT/SIGTERM.
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -49,6 +51,13 @@ int main(int argc, char** argv) {
     spdlog::set_default_logger(logger);
   } catch (const spdlog::spdlog_ex& e) {
     return fail(std::string("cannot open log file: ") + e.what());
+  }
+
+  // One descriptor per peer: allow as many as the hard limit permits.
+  struct rlimit files {};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
   }
 
   std::vector<std::string> generated;

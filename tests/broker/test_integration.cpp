@@ -556,3 +556,25 @@ TEST_CASE("topics lists only what the peer may subscribe to", "[broker][integrat
   CHECK(std::find(names.begin(), names.end(), "sensors/a") != names.end());
   CHECK(std::find(names.begin(), names.end(), "secret/b") == names.end());
 }
+
+TEST_CASE("$SYS/broker/stats and retained presence reach $SYS subscribers",
+          "[broker][integration]") {
+  BrokerEnv env(standard_clients(), {"--stats-interval-s", "1"});
+  REQUIRE(env.started);
+  auto robot = env.registered("robot", 60000);  // it never reads: a long interval
+  auto admin = env.registered("admin");
+  REQUIRE(admin->subscribe({"$SYS/#"}, true));
+  // Retained presence of the peer that registered before us.
+  auto presence = admin->wait_deliver("$SYS/presence/robot");
+  REQUIRE(presence);
+  CHECK(presence->retained());
+  CHECK(presence->publisher() == "$SYS");
+  CHECK(presence->payload().find("\"state\":\"online\"") != std::string::npos);
+  auto stats = admin->wait_deliver("$SYS/broker/stats", 5s);
+  REQUIRE(stats);
+  v1::BrokerStatus st;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(stats->payload(), &st).ok());
+  CHECK(st.peers() == 2);
+  CHECK(st.counters().sessions_opened() == 2);
+  CHECK(st.endpoint() == env.broker.endpoint());
+}
