@@ -1,0 +1,383 @@
+#include "agent.hpp"
+
+#include <google/protobuf/util/json_util.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "curvebus.pb.h"
+#include "curvebus/codec.hpp"
+
+namespace curvebus::agent {
+
+namespace {
+
+alex::Packet packet_for(const rv1::Command& cmd) {
+  using alex::Command;
+  switch (cmd.action_case()) {
+    case rv1::Command::kForward:
+      return alex::make_command(Command::Forward, cmd.forward().distance_cm(), cmd.forward().speed_pct());
+    case rv1::Command::kBackward:
+      return alex::make_command(Command::Reverse, cmd.backward().distance_cm(),
+                                cmd.backward().speed_pct());
+    case rv1::Command::kLeft:
+      return alex::make_command(Command::TurnLeft, cmd.left().angle_deg(), cmd.left().speed_pct());
+    case rv1::Command::kRight:
+      return alex::make_command(Command::TurnRight, cmd.right().angle_deg(), cmd.right().speed_pct());
+    case rv1::Command::kGetStats: return alex::make_command(Command::GetStats);
+    case rv1::Command::kClearStats: return alex::make_command(Command::ClearStats, 0);
+    default: return alex::make_command(Command::Stop);
+  }
+}
+
+rv1::ResultStatus status_for(Outcome o) {
+  switch (o) {
+    case Outcome::Ok:
+    case Outcome::Status: return rv1::RESULT_OK;
+    case Outcome::BadPacket:
+    case Outcome::BadResponse: return rv1::RESULT_ARDUINO_BAD_PACKET;
+    case Outcome::BadChecksum: return rv1::RESULT_ARDUINO_BAD_CHECKSUM;
+    case Outcome::BadCommand: return rv1::RESULT_ARDUINO_BAD_COMMAND;
+    case Outcome::Timeout: return rv1::RESULT_TIMEOUT;
+    case Outcome::SerialDown: return rv1::RESULT_SERIAL_DOWN;
+  }
+  return rv1::RESULT_UNSPECIFIED;
+}
+
+rv1::Telemetry telemetry_from(const alex::Packet& p) {
+  rv1::Telemetry t;
+  t.set_left_forward_ticks(p.params[0]);
+  t.set_right_forward_ticks(p.params[1]);
+  t.set_left_reverse_ticks(p.params[2]);
+  t.set_right_reverse_ticks(p.params[3]);
+  t.set_left_forward_ticks_turns(p.params[4]);
+  t.set_right_forward_ticks_turns(p.params[5]);
+  t.set_left_reverse_ticks_turns(p.params[6]);
+  t.set_right_reverse_ticks_turns(p.params[7]);
+  t.set_forward_dist_cm(p.params[8]);
+  t.set_reverse_dist_cm(p.params[9]);
+  t.set_timestamp_us(wall_clock_us());
+  return t;
+}
+
+std::uint64_t tick_sum(const alex::Packet& p) {
+  std::uint64_t sum = 0;
+  for (int i = 0; i < 8; ++i) sum += p.params[static_cast<std::size_t>(i)];
+  return sum;
+}
+
+}  // namespace
+
+Agent::Agent(AgentConfig config)
+    : config_(std::move(config)), link_(config_.link), policy_(config_.policy) {
+  const std::string base = "robot/" + config_.robot_id + "/";
+  topic_cmd_ = base + "cmd";
+  topic_ack_ = base + "ack";
+  topic_telemetry_ = base + "telemetry";
+  topic_status_ = base + "status";
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  link_.on_state_change([this](LinkState from, LinkState to, const std::string& why) {
+    spdlog::info("serial {} -> {}: {}", link_state_name(from), link_state_name(to), why);
+    if (to == LinkState::Down) last_error_ = "serial: " + why;
+    publish_status(steady_ms(), true);
+  });
+}
+
+Agent::~Agent() {
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void Agent::stop() {
+  stop_ = true;
+  if (wake_fd_ >= 0) {
+    std::uint64_t one = 1;
+    ssize_t n = ::write(wake_fd_, &one, sizeof one);
+    (void)n;
+  }
+}
+
+void Agent::on_message(const Message& m) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    inbox_.push_back(Incoming{m.topic, m.payload, m.publisher});
+  }
+  std::uint64_t one = 1;
+  ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  (void)n;
+}
+
+void Agent::publish_result(rv1::CommandResult result) {
+  result.set_completed_us(wall_clock_us());
+  if (result.status() != rv1::RESULT_OK) ++counters_.rejected;
+  spdlog::info("ack id={} action={} status={} attempts={} {}", result.id(), result.action(),
+               rv1::ResultStatus_Name(result.status()), result.attempts(), result.detail());
+  Status s = client_->publish(topic_ack_, result.SerializeAsString());
+  if (!s) spdlog::warn("cannot publish ack {}: {}", result.id(), s.message());
+}
+
+void Agent::publish_status(std::int64_t now_ms, bool force) {
+  if (!client_) return;
+  rv1::RobotStatus st;
+  st.set_serial_up(link_.ready());
+  st.set_broker_up(broker_up_);
+  st.set_moving(moving_);
+  st.set_last_error(last_error_);
+  st.set_estop_latched(policy_.estop_latched());
+  st.set_estop_reason(policy_.estop_reason());
+  st.set_lease_holder(policy_.lease_holder());
+  st.set_device(config_.link.device);
+  const auto& ds = link_.decoder_stats();
+  st.set_frames_ok(ds.frames_ok);
+  st.set_bad_checksum(ds.bad_checksum);
+  st.set_garbage_bytes(ds.garbage_bytes);
+  st.set_timeouts(link_.counters().timeouts);
+  st.set_realignments(link_.counters().realignments);
+  st.set_deadman_stops(counters_.deadman_stops);
+  st.set_state(link_state_name(link_.state()));
+  // Publish on a change of what a person watches, or periodically.
+  std::string key = st.SerializeAsString();
+  rv1::RobotStatus cmp = st;
+  cmp.clear_frames_ok();
+  cmp.clear_garbage_bytes();
+  cmp.clear_bad_checksum();
+  cmp.clear_timeouts();
+  std::string fingerprint = cmp.SerializeAsString();
+  if (!force && fingerprint == last_status_ && now_ms < next_status_ms_) return;
+  last_status_ = fingerprint;
+  next_status_ms_ = now_ms + config_.status_ms;
+  st.set_timestamp_us(wall_clock_us());
+  PublishOptions opts;
+  opts.retain = true;
+  client_->publish(topic_status_, st.SerializeAsString(), opts);
+}
+
+void Agent::publish_telemetry(const alex::Packet& p) {
+  rv1::Telemetry t = telemetry_from(p);
+  t.set_sample(++telemetry_sample_);
+  ++counters_.telemetry;
+  client_->publish(topic_telemetry_, t.SerializeAsString());
+}
+
+void Agent::deadman_stop(const std::string& why, std::int64_t now_ms) {
+  ++counters_.deadman_stops;
+  spdlog::warn("dead-man stop: {}", why);
+  last_error_ = "dead-man stop: " + why;
+  motion_since_stop_ = false;
+  link_.submit(alex::make_command(alex::Command::Stop),
+               [this, why](const Reply& r) {
+                 spdlog::info("dead-man STOP answered: {}", outcome_name(r.outcome));
+                 if (r.outcome == Outcome::Ok) moving_ = false;
+                 rv1::CommandResult res;
+                 res.set_id("deadman");
+                 res.set_action("stop");
+                 res.set_status(status_for(r.outcome));
+                 res.set_detail("dead-man stop: " + why);
+                 res.set_attempts(static_cast<std::uint32_t>(r.attempts));
+                 res.set_latency_us(static_cast<std::uint32_t>(r.latency_us));
+                 if (client_) publish_result(res);
+               },
+               /*priority=*/true);
+  publish_status(now_ms, true);
+}
+
+void Agent::send_to_arduino(const rv1::Command& cmd, const std::string& sender,
+                            std::int64_t now_ms) {
+  const Kind kind = kind_of(cmd);
+  const std::string id = cmd.id();
+  const std::string action = action_name(cmd);
+  const std::int64_t received_us = wall_clock_us();
+  auto finish = [this, id, action, sender, received_us](const Reply& r) {
+    rv1::CommandResult res;
+    res.set_id(id);
+    res.set_action(action);
+    res.set_controller(sender);
+    res.set_status(status_for(r.outcome));
+    res.set_attempts(static_cast<std::uint32_t>(r.attempts));
+    res.set_latency_us(static_cast<std::uint32_t>(wall_clock_us() - received_us));
+    if (r.outcome == Outcome::Status) {
+      *res.mutable_stats() = telemetry_from(r.packet);
+      publish_telemetry(r.packet);
+    }
+    if (r.outcome != Outcome::Ok && r.outcome != Outcome::Status) {
+      res.set_detail(std::string("arduino: ") + outcome_name(r.outcome));
+      last_error_ = res.detail();
+    }
+    publish_result(res);
+  };
+  switch (kind) {
+    case Kind::Motion:
+      motion_since_stop_ = true;
+      moving_ = true;
+      motion_started_ms_ = now_ms;
+      link_.submit(packet_for(cmd), finish);
+      break;
+    case Kind::Stop:
+    case Kind::EmergencyStop:
+      motion_since_stop_ = false;
+      link_.submit(packet_for(cmd),
+                   [this, finish](const Reply& r) {
+                     if (r.outcome == Outcome::Ok) moving_ = false;
+                     finish(r);
+                   },
+                   /*priority=*/true);
+      break;
+    case Kind::Release:
+      if (motion_since_stop_) {
+        motion_since_stop_ = false;
+        link_.submit(alex::make_command(alex::Command::Stop), finish, true);
+      } else {
+        finish(Reply{Outcome::Ok, {}, 0, 0});
+      }
+      break;
+    case Kind::Stats:
+    case Kind::ClearStats: link_.submit(packet_for(cmd), finish); break;
+    default: finish(Reply{Outcome::Ok, {}, 0, 0}); break;  // keepalive, clear_estop
+  }
+  publish_status(now_ms, false);
+}
+
+void Agent::handle_command(const Incoming& in, std::int64_t now_ms) {
+  ++counters_.commands;
+  rv1::Command cmd;
+  if (!cmd.ParseFromString(in.payload)) {
+    ++counters_.undecodable;
+    rv1::CommandResult res;
+    res.set_status(rv1::RESULT_REJECTED_INVALID);
+    res.set_controller(in.publisher);
+    res.set_detail("payload is not a binary curvebus.robot.v1.Command (use `curvebus pub --json`)");
+    publish_result(res);
+    return;
+  }
+  Decision d = policy_.check(cmd, in.publisher, wall_clock_us(), now_ms);
+  if (!d.ok()) {
+    rv1::CommandResult res;
+    res.set_id(cmd.id());
+    res.set_action(action_name(cmd));
+    res.set_controller(in.publisher);
+    res.set_status(d.status);
+    res.set_detail(d.detail);
+    publish_result(res);
+    return;
+  }
+  if (!link_.ready() && kind_of(cmd) != Kind::KeepAlive && kind_of(cmd) != Kind::ClearEmergencyStop) {
+    rv1::CommandResult res;
+    res.set_id(cmd.id());
+    res.set_action(action_name(cmd));
+    res.set_controller(in.publisher);
+    res.set_status(rv1::RESULT_SERIAL_DOWN);
+    res.set_detail(std::string("serial link is ") + link_state_name(link_.state()));
+    publish_result(res);
+    return;
+  }
+  send_to_arduino(cmd, in.publisher, now_ms);
+}
+
+void Agent::handle_presence(const Incoming& in, std::int64_t now_ms) {
+  v1::Presence p;
+  if (!google::protobuf::util::JsonStringToMessage(in.payload, &p).ok()) return;
+  if (p.state() != "offline" || p.sessions() > 0) return;
+  if (policy_.controller_offline(p.name())) {
+    spdlog::info("lease holder {} went offline ({})", p.name(), p.reason());
+    if (motion_since_stop_) deadman_stop("controller " + p.name() + " went offline (" + p.reason() + ")", now_ms);
+    publish_status(now_ms, true);
+  }
+}
+
+void Agent::poll_stats(std::int64_t now_ms) {
+  if (config_.telemetry_ms <= 0 || stats_outstanding_ || !link_.ready() || now_ms < next_stats_ms_)
+    return;
+  next_stats_ms_ = now_ms + config_.telemetry_ms;
+  stats_outstanding_ = true;
+  link_.submit(alex::make_command(alex::Command::GetStats), [this](const Reply& r) {
+    stats_outstanding_ = false;
+    if (r.outcome != Outcome::Status) return;
+    const std::uint64_t ticks = tick_sum(r.packet);
+    const std::int64_t t = steady_ms();
+    const bool was_moving = moving_;
+    moving_ = ticks != last_ticks_ || (motion_since_stop_ && t - motion_started_ms_ < 2 * config_.telemetry_ms);
+    last_ticks_ = ticks;
+    publish_telemetry(r.packet);
+    if (was_moving != moving_) publish_status(t, true);
+  });
+}
+
+void Agent::check_broker(std::int64_t now_ms) {
+  const bool up = client_->state() == ConnectionState::Connected &&
+                  now_ms - client_->last_heard_ms() <= config_.policy.deadman_ms;
+  if (up == broker_up_) return;
+  broker_up_ = up;
+  if (!up) {
+    spdlog::warn("broker link lost");
+    if (motion_since_stop_) deadman_stop("broker link silent", now_ms);
+  } else {
+    spdlog::info("broker link up");
+    publish_status(now_ms, true);
+  }
+}
+
+int Agent::run() {
+  config_.client.role = v1::ROLE_AGENT;
+  config_.client.provides = {topic_ack_, topic_telemetry_, topic_status_};
+  // The broker's alive signal must be faster than the dead-man time so that a
+  // silent broker link is told from a quiet one.
+  config_.client.heartbeat = std::chrono::milliseconds(std::max(50, static_cast<int>(config_.policy.deadman_ms / 4)));
+  client_ = std::make_unique<Client>(config_.client);
+  Status s = client_->connect(std::chrono::milliseconds(10000));
+  if (!s) {
+    spdlog::error("cannot connect to the broker: {}", s.message());
+    return 2;
+  }
+  s = client_->subscribe({topic_cmd_}, [this](const Message& m) { on_message(m); });
+  if (!s) {
+    spdlog::error("cannot subscribe {}: {}", topic_cmd_, s.message());
+    return 2;
+  }
+  Status ps = client_->subscribe({"$SYS/presence/+"}, [this](const Message& m) { on_message(m); });
+  if (!ps) spdlog::warn("no presence events ({}): controllers' loss is noticed by silence only", ps.message());
+  spdlog::info("agent for robot '{}' on {} at {} baud; commands on {}", config_.robot_id,
+               config_.link.device, config_.link.baud, topic_cmd_);
+  broker_up_ = true;
+  publish_status(steady_ms(), true);
+
+  while (!stop_) {
+    pollfd fds[2];
+    int n = 0;
+    fds[n++] = pollfd{wake_fd_, POLLIN, 0};
+    if (link_.fd() >= 0) fds[n++] = pollfd{link_.fd(), POLLIN, 0};
+    ::poll(fds, static_cast<nfds_t>(n), 5);
+    std::int64_t now = steady_ms();
+    if (fds[0].revents & POLLIN) {
+      std::uint64_t v;
+      ssize_t r = ::read(wake_fd_, &v, sizeof v);
+      (void)r;
+    }
+    if (n > 1 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) link_.on_readable(now);
+    std::deque<Incoming> batch;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      batch.swap(inbox_);
+    }
+    for (const auto& in : batch) {
+      if (in.topic == topic_cmd_) handle_command(in, now);
+      else handle_presence(in, now);
+    }
+    link_.tick(now);
+    if (policy_.expire_lease(now) && motion_since_stop_)
+      deadman_stop("controller silent for more than " + std::to_string(config_.policy.deadman_ms) + " ms", now);
+    check_broker(now);
+    poll_stats(now);
+    publish_status(now, false);
+  }
+
+  // Shutdown: the motors stop before the agent goes.
+  spdlog::info("shutting down: sending STOP");
+  link_.stop_now();
+  broker_up_ = false;
+  last_error_ = "agent stopped";
+  publish_status(steady_ms(), true);
+  client_->close();
+  return 0;
+}
+
+}  // namespace curvebus::agent

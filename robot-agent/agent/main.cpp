@@ -1,0 +1,76 @@
+// curvebus-robot-agent: drives one Alex Arduino from robot/<id>/cmd.
+#include <CLI/CLI.hpp>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "agent.hpp"
+
+namespace {
+curvebus::agent::Agent* g_agent = nullptr;
+extern "C" void on_signal(int) {
+  if (g_agent) g_agent->stop();
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace curvebus;
+  agent::AgentConfig cfg;
+  CLI::App app{"curvebus-robot-agent: drive an Alex Arduino from curvebus command topics"};
+  std::string endpoint, server_key, key, home, log_level = "info";
+  app.add_option("--serial", cfg.link.device, "Serial device of the Arduino")->capture_default_str();
+  app.add_option("--robot", cfg.robot_id, "Robot id: topics robot/<id>/cmd|ack|telemetry|status")
+      ->capture_default_str();
+  app.add_option("--baud", cfg.link.baud, "Serial bit rate (9600 course default, 57600 for 2019 firmware)")
+      ->capture_default_str();
+  app.add_option("--settle-ms", cfg.link.settle_ms, "Wait after opening the port (a real Uno resets)")
+      ->capture_default_str();
+  app.add_option("--reply-timeout-ms", cfg.link.reply_timeout_ms,
+                 "Arduino answer timeout (0: two frames of line time + 150 ms)")
+      ->capture_default_str();
+  app.add_option("--retries", cfg.link.retries, "Resends after a timeout")->capture_default_str();
+  app.add_option("--deadman-ms", cfg.policy.deadman_ms,
+                 "Stop the motors when the controller or the broker link is silent this long")
+      ->capture_default_str();
+  app.add_option("--max-age-ms", cfg.policy.max_age_ms, "Refuse commands issued longer ago than this")
+      ->capture_default_str();
+  app.add_option("--telemetry-ms", cfg.telemetry_ms, "Stats poll period (0 = off)")->capture_default_str();
+  app.add_option("--status-ms", cfg.status_ms, "Periodic status republish")->capture_default_str();
+  app.add_option("--endpoint", endpoint, "Broker endpoint (env CURVEBUS_ENDPOINT)");
+  app.add_option("--server-key", server_key, "Broker public key, Z85 or certificate file (env CURVEBUS_SERVER_KEY)");
+  app.add_option("--key", key, "This agent's secret certificate (env CURVEBUS_KEY; default HOME/keys/alex_secret)");
+  app.add_option("--home", home, "curvebus home (env CURVEBUS_HOME, default ./.curvebus)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ robot-agent %v");
+
+  ClientSettings settings;
+  settings.endpoint = endpoint;
+  settings.server_key = server_key;
+  settings.key = key;
+  settings.home = home;
+  settings.default_key_name = "alex";
+  auto options = resolve_client_options(settings);
+  if (!options) {
+    std::fprintf(stderr, "curvebus-robot-agent: %s\n", options.status().message().c_str());
+    return 1;
+  }
+  cfg.client = options.value();
+
+  agent::Agent agent(cfg);
+  g_agent = &agent;
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  int rc = agent.run();
+  g_agent = nullptr;
+  if (rc == 2) std::fprintf(stderr, "curvebus-robot-agent: cannot reach the broker (see log)\n");
+  return rc;
+}
