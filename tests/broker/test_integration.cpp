@@ -409,7 +409,13 @@ TEST_CASE("a slow subscriber loses deliveries, counted, while others get everyth
     // broker, as a real client with acks would be; the slow one never reads.
     if (i % 100 == 99) {
       REQUIRE(pub->publish("sensors/flood", payload));
-      drain_fast(0ms);
+      // Keep the fast reader caught up (its backlog stays far below the
+      // queue bound even on a loaded machine), so only the slow one drops.
+      while (received < i + 1) {
+        const int before = received;
+        drain_fast(2000ms);
+        if (received == before) break;
+      }
     } else {
       pub->publish_nowait("sensors/flood", payload);
     }
