@@ -141,6 +141,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   CLI::App app{"curvebus-broker: CurveZMQ publish-subscribe broker", "curvebus-broker"};
   std::string config_file;
   app.add_option("--config", config_file, "TOML file with a [broker] table (flags override it)");
+  app.set_version_flag("--version", std::string("curvebus-broker ") + CURVEBUS_VERSION);
   // Flags are parsed into strings first so that only the given ones override the file.
   Config scratch;
   auto known = settings(scratch);
@@ -154,6 +155,10 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   } catch (const CLI::CallForHelp&) {
     out.exit_code = 0;
     out.output = app.help();
+    return out;
+  } catch (const CLI::CallForVersion& v) {
+    out.exit_code = 0;
+    out.output = v.what();
     return out;
   } catch (const CLI::ParseError& e) {
     out.exit_code = 1;
