@@ -50,6 +50,14 @@ int AlexLink::reply_timeout_ms() const {
   return line_ms + 150;
 }
 
+int AlexLink::realign_interval_ms() const {
+  if (config_.realign_byte_interval_ms > 0) return config_.realign_byte_interval_ms;
+  // Room for the byte itself, the firmware's reaction and the first byte of
+  // its answer: three byte times plus 2 ms (5 ms at 9600 baud).
+  const int byte_ms = config_.baud > 0 ? (10 * 1000 + config_.baud - 1) / config_.baud : 0;
+  return 3 * byte_ms + 2;
+}
+
 void AlexLink::set_state(LinkState s, const std::string& why, std::int64_t now_ms) {
   if (s == state_) return;
   LinkState from = state_;
@@ -173,6 +181,9 @@ void AlexLink::on_readable(std::int64_t now_ms) {
       return;
     }
     if (*n == 0) break;
+    // The first byte of the Arduino's answer means its window has closed:
+    // another filler byte now would open a new, misaligned one.
+    if (state_ == LinkState::Realign) realign_pending_ = true;
     decoder_.feed(buf, *n);
     if (*n < sizeof buf) break;
   }
@@ -236,6 +247,7 @@ void AlexLink::handle_packet(const alex::Packet& p, std::int64_t now_ms) {
     set_state(LinkState::Realign, "arduino reported a bad packet: re-aligning", now_ms);
     ++counters_.realignments;
     realign_bytes_ = 0;
+    realign_pending_ = false;
     next_realign_byte_ms_ = now_ms;
     if (!inflight_.empty() && inflight_.front().attempts > config_.retries) {
       complete_front(Outcome::BadPacket, p);
@@ -292,6 +304,14 @@ void AlexLink::tick(std::int64_t now_ms) {
       }
       return;
     case LinkState::Realign:
+      if (realign_pending_) {
+        // An answer is arriving; if it never completes, start over.
+        if (now_ms - next_realign_byte_ms_ > 4 * reply_timeout_ms()) {
+          realign_pending_ = false;
+          decoder_.reset();
+        }
+        return;
+      }
       if (now_ms >= next_realign_byte_ms_) {
         if (realign_bytes_ >= config_.realign_max_bytes) {
           lose_device("could not re-align the Arduino; reopening the port", now_ms);
@@ -304,7 +324,7 @@ void AlexLink::tick(std::int64_t now_ms) {
           return;
         }
         ++realign_bytes_;
-        next_realign_byte_ms_ = now_ms + config_.realign_byte_interval_ms;
+        next_realign_byte_ms_ = now_ms + realign_interval_ms();
       }
       return;
     case LinkState::Ready:
@@ -324,6 +344,7 @@ void AlexLink::tick(std::int64_t now_ms) {
     set_state(LinkState::Realign, "no answer to 3 frames: re-aligning", now_ms);
     ++counters_.realignments;
     realign_bytes_ = 0;
+    realign_pending_ = false;
     next_realign_byte_ms_ = now_ms;
     if (front.attempts > config_.retries) complete_front(Outcome::Timeout, alex::Packet{});
     return;

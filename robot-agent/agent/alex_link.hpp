@@ -39,7 +39,7 @@ struct AlexLinkConfig {
   int retries = 2;               // resends after a timeout
   int reopen_min_ms = 100;
   int reopen_max_ms = 5000;
-  int realign_byte_interval_ms = 2;
+  int realign_byte_interval_ms = 0;  // 0: paced to the line (3 byte times + 2 ms)
   int realign_max_bytes = 600;   // then close and reopen (the "reboot Alex" recovery)
 };
 
@@ -123,6 +123,7 @@ class AlexLink {
   void complete_front(Outcome o, const alex::Packet& p);
   void fail_all(Outcome o);
   int reply_timeout_ms() const;
+  int realign_interval_ms() const;
 
   AlexLinkConfig config_;
   alex::SerialLink serial_;
