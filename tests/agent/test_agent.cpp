@@ -147,7 +147,7 @@ TEST_CASE("a name without publish rights on the command topic cannot move the ro
   for (const auto& e : env.sim_events()) CHECK(e.text.find("rx COMMAND FORWARD") == std::string::npos);
 }
 
-TEST_CASE("one controller drives; an e-stop from anyone wins and stays latched until cleared",
+TEST_CASE("one controller drives, and an e-stop from anyone wins and stays latched until cleared",
           "[agent][integration]") {
   RobotEnv env;
   REQUIRE(env.ok());

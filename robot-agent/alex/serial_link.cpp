@@ -1,0 +1,135 @@
+#include "alex/serial_link.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace curvebus::alex {
+
+namespace {
+speed_t speed_of(int baud) {
+  switch (baud) {
+    case 9600:
+      return B9600;
+    case 19200:
+      return B19200;
+    case 38400:
+      return B38400;
+    case 57600:
+      return B57600;
+    case 115200:
+      return B115200;
+    case 230400:
+      return B230400;
+    default:
+      return B0;
+  }
+}
+std::string errno_text(const char* what) {
+  return std::string(what) + ": " + std::strerror(errno);
+}
+}  // namespace
+
+bool supported_baud(int baud) {
+  return speed_of(baud) != B0;
+}
+
+SerialLink::~SerialLink() {
+  close();
+}
+
+Status SerialLink::open(const std::string& device, int baud) {
+  close();
+  const speed_t speed = speed_of(baud);
+  if (speed == B0)
+    return Status::Error("unsupported baud rate " + std::to_string(baud) +
+                             " (9600, 19200, 38400, 57600, 115200, 230400)",
+                         "USAGE");
+  const int fd = ::open(device.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return Status::Error(errno_text(("cannot open " + device).c_str()), "IO");
+  if (::ioctl(fd, TIOCEXCL) != 0 && errno != ENOTTY) {
+    // Exclusive use is best effort: a pty may refuse it on some kernels.
+  }
+  termios t{};
+  if (::tcgetattr(fd, &t) != 0) {
+    Status s = Status::Error(errno_text((device + " is not a serial port").c_str()), "IO");
+    ::close(fd);
+    return s;
+  }
+  ::cfmakeraw(&t);
+  t.c_cflag &= ~static_cast<tcflag_t>(CSTOPB | CRTSCTS | PARENB | CSIZE);
+  t.c_cflag |= CS8 | CLOCAL | CREAD;
+  t.c_iflag &= ~static_cast<tcflag_t>(IXON | IXOFF | IXANY);
+  // VMIN 1 with O_NONBLOCK: read() says EAGAIN when nothing is waiting and 0
+  // only at hang-up (VMIN 0 would return 0 for "nothing yet" as well).
+  t.c_cc[VMIN] = 1;
+  t.c_cc[VTIME] = 0;
+  ::cfsetispeed(&t, speed);
+  ::cfsetospeed(&t, speed);
+  if (::tcsetattr(fd, TCSANOW, &t) != 0) {
+    Status s = Status::Error(errno_text(("cannot configure " + device).c_str()), "IO");
+    ::close(fd);
+    return s;
+  }
+  ::tcflush(fd, TCIOFLUSH);
+  fd_ = fd;
+  device_ = device;
+  return Status::Ok();
+}
+
+void SerialLink::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Status SerialLink::write_all(const std::uint8_t* p, std::size_t n, int timeout_ms) {
+  if (fd_ < 0) return Status::Error("serial port is not open", "IO");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::size_t done = 0;
+  while (done < n) {
+    const ssize_t w = ::write(fd_, p + done, n - done);
+    if (w > 0) {
+      done += static_cast<std::size_t>(w);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno != EAGAIN) return Status::Error(errno_text("write"), "IO");
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) return Status::Error("write timed out (port not draining)", "TIMEOUT");
+    pollfd pfd{fd_, POLLOUT, 0};
+    const int r = ::poll(&pfd, 1, static_cast<int>(left));
+    if (r < 0 && errno != EINTR) return Status::Error(errno_text("poll"), "IO");
+    if (r > 0 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
+      return Status::Error("device hung up", "IO");
+  }
+  return Status::Ok();
+}
+
+Result<std::size_t> SerialLink::read_some(std::uint8_t* buf, std::size_t n) {
+  if (fd_ < 0) return Status::Error("serial port is not open", "IO");
+  while (true) {
+    const ssize_t r = ::read(fd_, buf, n);
+    if (r > 0) return static_cast<std::size_t>(r);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN) {
+      // A pty whose other side closed reports POLLHUP but read() may say EAGAIN/EIO.
+      pollfd pfd{fd_, POLLIN, 0};
+      if (::poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) &&
+          !(pfd.revents & POLLIN))
+        return Status::Error("device hung up", "IO");
+      return std::size_t{0};
+    }
+    if (r == 0) return Status::Error("device closed (end of file)", "IO");
+    return Status::Error(errno_text("read"), "IO");
+  }
+}
+
+}  // namespace curvebus::alex
