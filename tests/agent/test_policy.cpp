@@ -67,7 +67,7 @@ TEST_CASE("policy: commands without id or time or with bad speed are invalid", "
   CHECK(p.check(fast, "a", kNowUs, 0).status == rv1::RESULT_REJECTED_INVALID);
 }
 
-TEST_CASE("policy: one controller drives; others are refused until the lease is free", "[policy]") {
+TEST_CASE("policy: one controller drives, others are refused until the lease is free", "[policy]") {
   CommandPolicy p(PolicyConfig{5000, 2000, 500, 4096});
   REQUIRE(p.check(forward(), "alice", kNowUs, 0).ok());
   auto d = p.check(forward(), "bob", kNowUs, 100);
