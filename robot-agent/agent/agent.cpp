@@ -17,30 +17,41 @@ alex::Packet packet_for(const rv1::Command& cmd) {
   using alex::Command;
   switch (cmd.action_case()) {
     case rv1::Command::kForward:
-      return alex::make_command(Command::Forward, cmd.forward().distance_cm(), cmd.forward().speed_pct());
+      return alex::make_command(Command::Forward, cmd.forward().distance_cm(),
+                                cmd.forward().speed_pct());
     case rv1::Command::kBackward:
       return alex::make_command(Command::Reverse, cmd.backward().distance_cm(),
                                 cmd.backward().speed_pct());
     case rv1::Command::kLeft:
       return alex::make_command(Command::TurnLeft, cmd.left().angle_deg(), cmd.left().speed_pct());
     case rv1::Command::kRight:
-      return alex::make_command(Command::TurnRight, cmd.right().angle_deg(), cmd.right().speed_pct());
-    case rv1::Command::kGetStats: return alex::make_command(Command::GetStats);
-    case rv1::Command::kClearStats: return alex::make_command(Command::ClearStats, 0);
-    default: return alex::make_command(Command::Stop);
+      return alex::make_command(Command::TurnRight, cmd.right().angle_deg(),
+                                cmd.right().speed_pct());
+    case rv1::Command::kGetStats:
+      return alex::make_command(Command::GetStats);
+    case rv1::Command::kClearStats:
+      return alex::make_command(Command::ClearStats, 0);
+    default:
+      return alex::make_command(Command::Stop);
   }
 }
 
 rv1::ResultStatus status_for(Outcome o) {
   switch (o) {
     case Outcome::Ok:
-    case Outcome::Status: return rv1::RESULT_OK;
+    case Outcome::Status:
+      return rv1::RESULT_OK;
     case Outcome::BadPacket:
-    case Outcome::BadResponse: return rv1::RESULT_ARDUINO_BAD_PACKET;
-    case Outcome::BadChecksum: return rv1::RESULT_ARDUINO_BAD_CHECKSUM;
-    case Outcome::BadCommand: return rv1::RESULT_ARDUINO_BAD_COMMAND;
-    case Outcome::Timeout: return rv1::RESULT_TIMEOUT;
-    case Outcome::SerialDown: return rv1::RESULT_SERIAL_DOWN;
+    case Outcome::BadResponse:
+      return rv1::RESULT_ARDUINO_BAD_PACKET;
+    case Outcome::BadChecksum:
+      return rv1::RESULT_ARDUINO_BAD_CHECKSUM;
+    case Outcome::BadCommand:
+      return rv1::RESULT_ARDUINO_BAD_COMMAND;
+    case Outcome::Timeout:
+      return rv1::RESULT_TIMEOUT;
+    case Outcome::SerialDown:
+      return rv1::RESULT_SERIAL_DOWN;
   }
   return rv1::RESULT_UNSPECIFIED;
 }
@@ -164,20 +175,21 @@ void Agent::deadman_stop(const std::string& why, std::int64_t now_ms) {
   spdlog::warn("dead-man stop: {}", why);
   last_error_ = "dead-man stop: " + why;
   motion_since_stop_ = false;
-  link_.submit(alex::make_command(alex::Command::Stop),
-               [this, why](const Reply& r) {
-                 spdlog::info("dead-man STOP answered: {}", outcome_name(r.outcome));
-                 if (r.outcome == Outcome::Ok) moving_ = false;
-                 rv1::CommandResult res;
-                 res.set_id("deadman");
-                 res.set_action("stop");
-                 res.set_status(status_for(r.outcome));
-                 res.set_detail("dead-man stop: " + why);
-                 res.set_attempts(static_cast<std::uint32_t>(r.attempts));
-                 res.set_latency_us(static_cast<std::uint32_t>(r.latency_us));
-                 if (client_) publish_result(res);
-               },
-               /*priority=*/true);
+  link_.submit(
+      alex::make_command(alex::Command::Stop),
+      [this, why](const Reply& r) {
+        spdlog::info("dead-man STOP answered: {}", outcome_name(r.outcome));
+        if (r.outcome == Outcome::Ok) moving_ = false;
+        rv1::CommandResult res;
+        res.set_id("deadman");
+        res.set_action("stop");
+        res.set_status(status_for(r.outcome));
+        res.set_detail("dead-man stop: " + why);
+        res.set_attempts(static_cast<std::uint32_t>(r.attempts));
+        res.set_latency_us(static_cast<std::uint32_t>(r.latency_us));
+        if (client_) publish_result(res);
+      },
+      /*priority=*/true);
   publish_status(now_ms, true);
 }
 
@@ -215,12 +227,13 @@ void Agent::send_to_arduino(const rv1::Command& cmd, const std::string& sender,
     case Kind::Stop:
     case Kind::EmergencyStop:
       motion_since_stop_ = false;
-      link_.submit(packet_for(cmd),
-                   [this, finish](const Reply& r) {
-                     if (r.outcome == Outcome::Ok) moving_ = false;
-                     finish(r);
-                   },
-                   /*priority=*/true);
+      link_.submit(
+          packet_for(cmd),
+          [this, finish](const Reply& r) {
+            if (r.outcome == Outcome::Ok) moving_ = false;
+            finish(r);
+          },
+          /*priority=*/true);
       break;
     case Kind::Release:
       if (motion_since_stop_) {
@@ -231,8 +244,12 @@ void Agent::send_to_arduino(const rv1::Command& cmd, const std::string& sender,
       }
       break;
     case Kind::Stats:
-    case Kind::ClearStats: link_.submit(packet_for(cmd), finish); break;
-    default: finish(Reply{Outcome::Ok, {}, 0, 0}); break;  // keepalive, clear_estop
+    case Kind::ClearStats:
+      link_.submit(packet_for(cmd), finish);
+      break;
+    default:
+      finish(Reply{Outcome::Ok, {}, 0, 0});
+      break;  // keepalive, clear_estop
   }
   publish_status(now_ms, false);
 }
@@ -260,7 +277,8 @@ void Agent::handle_command(const Incoming& in, std::int64_t now_ms) {
     publish_result(res);
     return;
   }
-  if (!link_.ready() && kind_of(cmd) != Kind::KeepAlive && kind_of(cmd) != Kind::ClearEmergencyStop) {
+  if (!link_.ready() && kind_of(cmd) != Kind::KeepAlive &&
+      kind_of(cmd) != Kind::ClearEmergencyStop) {
     rv1::CommandResult res;
     res.set_id(cmd.id());
     res.set_action(action_name(cmd));
@@ -279,7 +297,8 @@ void Agent::handle_presence(const Incoming& in, std::int64_t now_ms) {
   if (p.state() != "offline" || p.sessions() > 0) return;
   if (policy_.controller_offline(p.name())) {
     spdlog::info("lease holder {} went offline ({})", p.name(), p.reason());
-    if (motion_since_stop_) deadman_stop("controller " + p.name() + " went offline (" + p.reason() + ")", now_ms);
+    if (motion_since_stop_)
+      deadman_stop("controller " + p.name() + " went offline (" + p.reason() + ")", now_ms);
     publish_status(now_ms, true);
   }
 }
@@ -295,7 +314,8 @@ void Agent::poll_stats(std::int64_t now_ms) {
     const std::uint64_t ticks = tick_sum(r.packet);
     const std::int64_t t = steady_ms();
     const bool was_moving = moving_;
-    moving_ = ticks != last_ticks_ || (motion_since_stop_ && t - motion_started_ms_ < 2 * config_.telemetry_ms);
+    moving_ = ticks != last_ticks_ ||
+              (motion_since_stop_ && t - motion_started_ms_ < 2 * config_.telemetry_ms);
     last_ticks_ = ticks;
     publish_telemetry(r.packet);
     if (was_moving != moving_) publish_status(t, true);
@@ -321,7 +341,8 @@ int Agent::run() {
   config_.client.provides = {topic_ack_, topic_telemetry_, topic_status_};
   // The broker's alive signal must be faster than the dead-man time so that a
   // silent broker link is told from a quiet one.
-  config_.client.heartbeat = std::chrono::milliseconds(std::max(50, static_cast<int>(config_.policy.deadman_ms / 4)));
+  config_.client.heartbeat =
+      std::chrono::milliseconds(std::max(50, static_cast<int>(config_.policy.deadman_ms / 4)));
   client_ = std::make_unique<Client>(config_.client);
   Status s = client_->connect(std::chrono::milliseconds(10000));
   if (!s) {
@@ -334,7 +355,9 @@ int Agent::run() {
     return 2;
   }
   Status ps = client_->subscribe({"$SYS/presence/+"}, [this](const Message& m) { on_message(m); });
-  if (!ps) spdlog::warn("no presence events ({}): controllers' loss is noticed by silence only", ps.message());
+  if (!ps)
+    spdlog::warn("no presence events ({}): controllers' loss is noticed by silence only",
+                 ps.message());
   spdlog::info("agent for robot '{}' on {} at {} baud; commands on {}", config_.robot_id,
                config_.link.device, config_.link.baud, topic_cmd_);
   broker_up_ = true;
@@ -359,12 +382,16 @@ int Agent::run() {
       batch.swap(inbox_);
     }
     for (const auto& in : batch) {
-      if (in.topic == topic_cmd_) handle_command(in, now);
-      else handle_presence(in, now);
+      if (in.topic == topic_cmd_)
+        handle_command(in, now);
+      else
+        handle_presence(in, now);
     }
     link_.tick(now);
     if (policy_.expire_lease(now) && motion_since_stop_)
-      deadman_stop("controller silent for more than " + std::to_string(config_.policy.deadman_ms) + " ms", now);
+      deadman_stop(
+          "controller silent for more than " + std::to_string(config_.policy.deadman_ms) + " ms",
+          now);
     check_broker(now);
     poll_stats(now);
     publish_status(now, false);

@@ -30,8 +30,8 @@ struct AgentConfig {
   std::string robot_id = "alex";
   AlexLinkConfig link;
   PolicyConfig policy;
-  int telemetry_ms = 500;      // GET_STATS poll period (0 = off)
-  int status_ms = 5000;        // periodic status republish
+  int telemetry_ms = 500;  // GET_STATS poll period (0 = off)
+  int status_ms = 5000;    // periodic status republish
   ClientOptions client;
 };
 

@@ -14,34 +14,51 @@ std::int64_t now_us() {
 
 const char* link_state_name(LinkState s) {
   switch (s) {
-    case LinkState::Down: return "down";
-    case LinkState::Settling: return "settling";
-    case LinkState::Hello: return "hello";
-    case LinkState::Ready: return "ready";
-    case LinkState::Realign: return "realign";
+    case LinkState::Down:
+      return "down";
+    case LinkState::Settling:
+      return "settling";
+    case LinkState::Hello:
+      return "hello";
+    case LinkState::Ready:
+      return "ready";
+    case LinkState::Realign:
+      return "realign";
   }
   return "?";
 }
 
 const char* outcome_name(Outcome o) {
   switch (o) {
-    case Outcome::Ok: return "ok";
-    case Outcome::Status: return "status";
-    case Outcome::BadPacket: return "arduino-bad-packet";
-    case Outcome::BadChecksum: return "arduino-bad-checksum";
-    case Outcome::BadCommand: return "arduino-bad-command";
-    case Outcome::BadResponse: return "arduino-bad-response";
-    case Outcome::Timeout: return "timeout";
-    case Outcome::SerialDown: return "serial-down";
+    case Outcome::Ok:
+      return "ok";
+    case Outcome::Status:
+      return "status";
+    case Outcome::BadPacket:
+      return "arduino-bad-packet";
+    case Outcome::BadChecksum:
+      return "arduino-bad-checksum";
+    case Outcome::BadCommand:
+      return "arduino-bad-command";
+    case Outcome::BadResponse:
+      return "arduino-bad-response";
+    case Outcome::Timeout:
+      return "timeout";
+    case Outcome::SerialDown:
+      return "serial-down";
   }
   return "?";
 }
 
 AlexLink::AlexLink(AlexLinkConfig config) : config_(std::move(config)) {}
 
-AlexLink::~AlexLink() { serial_.close(); }
+AlexLink::~AlexLink() {
+  serial_.close();
+}
 
-int AlexLink::fd() const { return serial_.fd(); }
+int AlexLink::fd() const {
+  return serial_.fd();
+}
 
 int AlexLink::reply_timeout_ms() const {
   if (config_.reply_timeout_ms > 0) return config_.reply_timeout_ms;
@@ -143,8 +160,8 @@ void AlexLink::lose_device(const std::string& why, std::int64_t now_ms) {
   last_error_ = why;
   serial_.close();
   decoder_.reset();
-  backoff_ms_ = backoff_ms_ == 0 ? config_.reopen_min_ms
-                                 : std::min(backoff_ms_ * 2, config_.reopen_max_ms);
+  backoff_ms_ =
+      backoff_ms_ == 0 ? config_.reopen_min_ms : std::min(backoff_ms_ * 2, config_.reopen_max_ms);
   next_open_ms_ = now_ms + backoff_ms_;
   set_state(LinkState::Down, why, now_ms);
   fail_all(Outcome::SerialDown);
@@ -154,8 +171,8 @@ void AlexLink::try_open(std::int64_t now_ms) {
   Status s = serial_.open(config_.device, config_.baud);
   if (!s) {
     last_error_ = s.message();
-    backoff_ms_ = backoff_ms_ == 0 ? config_.reopen_min_ms
-                                   : std::min(backoff_ms_ * 2, config_.reopen_max_ms);
+    backoff_ms_ =
+        backoff_ms_ == 0 ? config_.reopen_min_ms : std::min(backoff_ms_ * 2, config_.reopen_max_ms);
     next_open_ms_ = now_ms + backoff_ms_;
     return;
   }
@@ -226,11 +243,21 @@ void AlexLink::handle_packet(const alex::Packet& p, std::int64_t now_ms) {
     o = p.command == static_cast<std::uint8_t>(Response::Status) ? Outcome::Status : Outcome::Ok;
   } else if (p.type == static_cast<std::uint8_t>(PacketType::Error)) {
     switch (static_cast<Response>(p.command)) {
-      case Response::BadPacket: o = Outcome::BadPacket; break;
-      case Response::BadChecksum: o = Outcome::BadChecksum; break;
-      case Response::BadCommand: o = Outcome::BadCommand; break;
-      case Response::BadResponse: o = Outcome::BadResponse; break;
-      default: o = Outcome::BadCommand; break;
+      case Response::BadPacket:
+        o = Outcome::BadPacket;
+        break;
+      case Response::BadChecksum:
+        o = Outcome::BadChecksum;
+        break;
+      case Response::BadCommand:
+        o = Outcome::BadCommand;
+        break;
+      case Response::BadResponse:
+        o = Outcome::BadResponse;
+        break;
+      default:
+        o = Outcome::BadCommand;
+        break;
     }
   } else {
     ++counters_.unexpected;

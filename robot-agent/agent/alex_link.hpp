@@ -33,34 +33,34 @@ namespace curvebus::agent {
 struct AlexLinkConfig {
   std::string device = "/dev/ttyACM0";
   int baud = 9600;
-  int settle_ms = 2000;          // opening a real Uno resets it
-  int hello_wait_ms = 300;       // how long to wait for a HELLO answer
-  int reply_timeout_ms = 0;      // 0: two frames of line time + 150 ms
-  int retries = 2;               // resends after a timeout
+  int settle_ms = 2000;      // opening a real Uno resets it
+  int hello_wait_ms = 300;   // how long to wait for a HELLO answer
+  int reply_timeout_ms = 0;  // 0: two frames of line time + 150 ms
+  int retries = 2;           // resends after a timeout
   int reopen_min_ms = 100;
   int reopen_max_ms = 5000;
   int realign_byte_interval_ms = 0;  // 0: paced to the line (3 byte times + 2 ms)
-  int realign_max_bytes = 600;   // then close and reopen (the "reboot Alex" recovery)
+  int realign_max_bytes = 600;       // then close and reopen (the "reboot Alex" recovery)
 };
 
 enum class LinkState { Down, Settling, Hello, Ready, Realign };
 const char* link_state_name(LinkState s);
 
 enum class Outcome {
-  Ok,            // RESPONSE/RESP_OK
-  Status,        // RESPONSE/RESP_STATUS with params
-  BadPacket,     // ERROR/RESP_BAD_PACKET
-  BadChecksum,   // ERROR/RESP_BAD_CHECKSUM
-  BadCommand,    // ERROR/RESP_BAD_COMMAND
-  BadResponse,   // ERROR/RESP_BAD_RESPONSE (firmware waits for HELLO)
-  Timeout,       // no answer after every retry
-  SerialDown     // device not open, or lost while waiting
+  Ok,           // RESPONSE/RESP_OK
+  Status,       // RESPONSE/RESP_STATUS with params
+  BadPacket,    // ERROR/RESP_BAD_PACKET
+  BadChecksum,  // ERROR/RESP_BAD_CHECKSUM
+  BadCommand,   // ERROR/RESP_BAD_COMMAND
+  BadResponse,  // ERROR/RESP_BAD_RESPONSE (firmware waits for HELLO)
+  Timeout,      // no answer after every retry
+  SerialDown    // device not open, or lost while waiting
 };
 const char* outcome_name(Outcome o);
 
 struct Reply {
   Outcome outcome = Outcome::Timeout;
-  alex::Packet packet;      // the Arduino's packet (Ok / Status / errors)
+  alex::Packet packet;  // the Arduino's packet (Ok / Status / errors)
   int attempts = 0;
   std::int64_t latency_us = 0;
 };

@@ -1,7 +1,7 @@
 // curvebus-robot-agent: drives one Alex Arduino from robot/<id>/cmd.
-#include <CLI/CLI.hpp>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <iostream>
@@ -19,13 +19,18 @@ int main(int argc, char** argv) {
   using namespace curvebus;
   agent::AgentConfig cfg;
   CLI::App app{"curvebus-robot-agent: drive an Alex Arduino from curvebus command topics"};
+  // A flag given twice: the last one wins (scripts append overrides).
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string endpoint, server_key, key, home, log_level = "info";
-  app.add_option("--serial", cfg.link.device, "Serial device of the Arduino")->capture_default_str();
+  app.add_option("--serial", cfg.link.device, "Serial device of the Arduino")
+      ->capture_default_str();
   app.add_option("--robot", cfg.robot_id, "Robot id: topics robot/<id>/cmd|ack|telemetry|status")
       ->capture_default_str();
-  app.add_option("--baud", cfg.link.baud, "Serial bit rate (9600 course default, 57600 for 2019 firmware)")
+  app.add_option("--baud", cfg.link.baud,
+                 "Serial bit rate (9600 course default, 57600 for 2019 firmware)")
       ->capture_default_str();
-  app.add_option("--settle-ms", cfg.link.settle_ms, "Wait after opening the port (a real Uno resets)")
+  app.add_option("--settle-ms", cfg.link.settle_ms,
+                 "Wait after opening the port (a real Uno resets)")
       ->capture_default_str();
   app.add_option("--reply-timeout-ms", cfg.link.reply_timeout_ms,
                  "Arduino answer timeout (0: two frames of line time + 150 ms)")
@@ -34,13 +39,18 @@ int main(int argc, char** argv) {
   app.add_option("--deadman-ms", cfg.policy.deadman_ms,
                  "Stop the motors when the controller or the broker link is silent this long")
       ->capture_default_str();
-  app.add_option("--max-age-ms", cfg.policy.max_age_ms, "Refuse commands issued longer ago than this")
+  app.add_option("--max-age-ms", cfg.policy.max_age_ms,
+                 "Refuse commands issued longer ago than this")
       ->capture_default_str();
-  app.add_option("--telemetry-ms", cfg.telemetry_ms, "Stats poll period (0 = off)")->capture_default_str();
+  app.add_option("--telemetry-ms", cfg.telemetry_ms, "Stats poll period (0 = off)")
+      ->capture_default_str();
   app.add_option("--status-ms", cfg.status_ms, "Periodic status republish")->capture_default_str();
   app.add_option("--endpoint", endpoint, "Broker endpoint (env CURVEBUS_ENDPOINT)");
-  app.add_option("--server-key", server_key, "Broker public key, Z85 or certificate file (env CURVEBUS_SERVER_KEY)");
-  app.add_option("--key", key, "This agent's secret certificate (env CURVEBUS_KEY; default HOME/keys/alex_secret)");
+  app.add_option("--server-key", server_key,
+                 "Broker public key, Z85 or certificate file (env CURVEBUS_SERVER_KEY)");
+  app.add_option(
+      "--key", key,
+      "This agent's secret certificate (env CURVEBUS_KEY; default HOME/keys/alex_secret)");
   app.add_option("--home", home, "curvebus home (env CURVEBUS_HOME, default ./.curvebus)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);

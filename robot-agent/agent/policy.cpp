@@ -7,33 +7,54 @@ Kind kind_of(const rv1::Command& cmd) {
     case rv1::Command::kForward:
     case rv1::Command::kBackward:
     case rv1::Command::kLeft:
-    case rv1::Command::kRight: return Kind::Motion;
-    case rv1::Command::kStop: return Kind::Stop;
-    case rv1::Command::kEstop: return Kind::EmergencyStop;
-    case rv1::Command::kClearEstop: return Kind::ClearEmergencyStop;
-    case rv1::Command::kGetStats: return Kind::Stats;
-    case rv1::Command::kClearStats: return Kind::ClearStats;
-    case rv1::Command::kKeepalive: return Kind::KeepAlive;
-    case rv1::Command::kRelease: return Kind::Release;
-    case rv1::Command::ACTION_NOT_SET: break;
+    case rv1::Command::kRight:
+      return Kind::Motion;
+    case rv1::Command::kStop:
+      return Kind::Stop;
+    case rv1::Command::kEstop:
+      return Kind::EmergencyStop;
+    case rv1::Command::kClearEstop:
+      return Kind::ClearEmergencyStop;
+    case rv1::Command::kGetStats:
+      return Kind::Stats;
+    case rv1::Command::kClearStats:
+      return Kind::ClearStats;
+    case rv1::Command::kKeepalive:
+      return Kind::KeepAlive;
+    case rv1::Command::kRelease:
+      return Kind::Release;
+    case rv1::Command::ACTION_NOT_SET:
+      break;
   }
   return Kind::None;
 }
 
 const char* action_name(const rv1::Command& cmd) {
   switch (cmd.action_case()) {
-    case rv1::Command::kForward: return "forward";
-    case rv1::Command::kBackward: return "backward";
-    case rv1::Command::kLeft: return "left";
-    case rv1::Command::kRight: return "right";
-    case rv1::Command::kStop: return "stop";
-    case rv1::Command::kEstop: return "estop";
-    case rv1::Command::kClearEstop: return "clear_estop";
-    case rv1::Command::kGetStats: return "get_stats";
-    case rv1::Command::kClearStats: return "clear_stats";
-    case rv1::Command::kKeepalive: return "keepalive";
-    case rv1::Command::kRelease: return "release";
-    case rv1::Command::ACTION_NOT_SET: break;
+    case rv1::Command::kForward:
+      return "forward";
+    case rv1::Command::kBackward:
+      return "backward";
+    case rv1::Command::kLeft:
+      return "left";
+    case rv1::Command::kRight:
+      return "right";
+    case rv1::Command::kStop:
+      return "stop";
+    case rv1::Command::kEstop:
+      return "estop";
+    case rv1::Command::kClearEstop:
+      return "clear_estop";
+    case rv1::Command::kGetStats:
+      return "get_stats";
+    case rv1::Command::kClearStats:
+      return "clear_stats";
+    case rv1::Command::kKeepalive:
+      return "keepalive";
+    case rv1::Command::kRelease:
+      return "release";
+    case rv1::Command::ACTION_NOT_SET:
+      break;
   }
   return "none";
 }
@@ -48,11 +69,16 @@ Decision refuse(rv1::ResultStatus status, std::string detail) {
 
 std::uint32_t speed_of(const rv1::Command& cmd) {
   switch (cmd.action_case()) {
-    case rv1::Command::kForward: return cmd.forward().speed_pct();
-    case rv1::Command::kBackward: return cmd.backward().speed_pct();
-    case rv1::Command::kLeft: return cmd.left().speed_pct();
-    case rv1::Command::kRight: return cmd.right().speed_pct();
-    default: return 0;
+    case rv1::Command::kForward:
+      return cmd.forward().speed_pct();
+    case rv1::Command::kBackward:
+      return cmd.backward().speed_pct();
+    case rv1::Command::kLeft:
+      return cmd.left().speed_pct();
+    case rv1::Command::kRight:
+      return cmd.right().speed_pct();
+    default:
+      return 0;
   }
 }
 }  // namespace
@@ -80,11 +106,12 @@ Decision CommandPolicy::check(const rv1::Command& cmd, const std::string& sender
 
   // Stopping is always obeyed: no freshness, lease or latch check can veto it.
   if (kind == Kind::Stop || kind == Kind::EmergencyStop) {
-    if (!cmd.id().empty() && cmd.issued_us() != 0) remember(sender, cmd.id(), cmd.issued_us(), now_us);
+    if (!cmd.id().empty() && cmd.issued_us() != 0)
+      remember(sender, cmd.id(), cmd.issued_us(), now_us);
     if (kind == Kind::EmergencyStop) {
       estop_latched_ = true;
       estop_reason_ = cmd.estop().reason().empty() ? "emergency stop by " + sender
-                                                    : cmd.estop().reason() + " (" + sender + ")";
+                                                   : cmd.estop().reason() + " (" + sender + ")";
     }
     if (sender == holder_) holder_seen_ms_ = now_ms;
     return {};
@@ -103,7 +130,8 @@ Decision CommandPolicy::check(const rv1::Command& cmd, const std::string& sender
   if (kind == Kind::Motion && speed_of(cmd) > 100)
     return refuse(rv1::RESULT_REJECTED_INVALID, "speed_pct must be 0..100");
   if (!remember(sender, cmd.id(), cmd.issued_us(), now_us))
-    return refuse(rv1::RESULT_REJECTED_DUPLICATE, "id '" + cmd.id() + "' already used by " + sender);
+    return refuse(rv1::RESULT_REJECTED_DUPLICATE,
+                  "id '" + cmd.id() + "' already used by " + sender);
 
   const bool lease_free = holder_.empty();
   const bool is_holder = !lease_free && holder_ == sender;

@@ -38,7 +38,17 @@ struct PolicyConfig {
   std::size_t max_remembered_ids = 4096;
 };
 
-enum class Kind { Motion, Stop, EmergencyStop, ClearEmergencyStop, Stats, ClearStats, KeepAlive, Release, None };
+enum class Kind {
+  Motion,
+  Stop,
+  EmergencyStop,
+  ClearEmergencyStop,
+  Stats,
+  ClearStats,
+  KeepAlive,
+  Release,
+  None
+};
 
 Kind kind_of(const rv1::Command& cmd);
 const char* action_name(const rv1::Command& cmd);

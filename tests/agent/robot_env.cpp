@@ -3,13 +3,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <sstream>
 
 #include "curvebus/codec.hpp"
 
 namespace curvebus::test {
 
-std::int64_t wall_ms() { return wall_clock_us() / 1000; }
+std::int64_t wall_ms() {
+  return wall_clock_us() / 1000;
+}
 
 std::uint64_t ticks(const rv1::Telemetry& t) {
   return std::uint64_t{t.left_forward_ticks()} + t.right_forward_ticks() + t.left_reverse_ticks() +
@@ -19,8 +22,20 @@ std::uint64_t ticks(const rv1::Telemetry& t) {
 
 // ------------------------------------------------------------------ Controller
 
-Controller::Controller(const BrokerHarness& broker, const std::string& name, const std::string& robot)
-    : robot_(robot), prefix_(name + "-" + std::to_string(::getpid()) + "-") {
+namespace {
+// Command ids must be unique per sender name for the agent's whole run, also
+// across Controller objects of the same name.
+int next_instance() {
+  static std::atomic<int> n{0};
+  return ++n;
+}
+}  // namespace
+
+Controller::Controller(const BrokerHarness& broker, const std::string& name,
+                       const std::string& robot)
+    : robot_(robot),
+      prefix_(name + "-" + std::to_string(::getpid()) + "-" + std::to_string(next_instance()) +
+              "-") {
   ClientOptions o;
   o.endpoint = broker.endpoint();
   o.server_public_key = broker.server_public_key();
@@ -33,8 +48,9 @@ Controller::Controller(const BrokerHarness& broker, const std::string& name, con
   if (!client_->connect(5000ms)) return;
   const std::string base = "robot/" + robot_ + "/";
   connected_ = client_
-                   ->subscribe({base + "ack", base + "telemetry", base + "status"},
-                               [this](const Message& m) { on_message(m); }, true)
+                   ->subscribe(
+                       {base + "ack", base + "telemetry", base + "status"},
+                       [this](const Message& m) { on_message(m); }, true)
                    .ok();
 }
 
@@ -90,7 +106,8 @@ std::optional<rv1::CommandResult> Controller::wait_ack(const std::string& id,
   return found;
 }
 
-std::optional<rv1::CommandResult> Controller::call(rv1::Command cmd, std::chrono::milliseconds timeout) {
+std::optional<rv1::CommandResult> Controller::call(rv1::Command cmd,
+                                                   std::chrono::milliseconds timeout) {
   Status s;
   const std::string id = send(std::move(cmd), &s);
   if (!s) return std::nullopt;
@@ -186,11 +203,13 @@ RobotEnv::RobotEnv(RobotEnvOptions options)
 
   tty = dir / "alex-tty";
   control = dir / "alex-control";
-  std::vector<std::string> sim_argv{ALEX_SIM_BIN, "--link", tty, "--control", control, "--baud", "115200"};
+  std::vector<std::string> sim_argv{ALEX_SIM_BIN, "--link", tty,     "--control",
+                                    control,      "--baud", "115200"};
   sim_argv.insert(sim_argv.end(), options_.sim_args.begin(), options_.sim_args.end());
   sim = std::make_unique<Process>(sim_argv, dir / "alex-sim");
-  if (!wait_until([&] { return ::access(tty.c_str(), F_OK) == 0 && ::access(control.c_str(), F_OK) == 0; },
-                  5000ms))
+  if (!wait_until(
+          [&] { return ::access(tty.c_str(), F_OK) == 0 && ::access(control.c_str(), F_OK) == 0; },
+          5000ms))
     return;
   if (options_.start_agent && !start_agent()) return;
   ok_ = true;
@@ -224,8 +243,14 @@ bool RobotEnv::start_agent(const std::vector<std::string>& extra) {
   argv.insert(argv.end(), options_.agent_args.begin(), options_.agent_args.end());
   argv.insert(argv.end(), extra.begin(), extra.end());
   agent = std::make_unique<Process>(argv, dir / "agent");
-  return agent->wait_for_output("agent for robot", 10000ms, true) ||
-         agent->wait_for_output("agent for robot", 10ms, false);
+  return wait_until(
+      [&] {
+        // Registered with the broker, and the serial link through its HELLO.
+        const std::string log = agent->out() + agent->err();
+        return log.find("agent for robot") != std::string::npos &&
+               log.find("-> ready") != std::string::npos;
+      },
+      10000ms);
 }
 
 bool RobotEnv::sim_control(const std::string& line) {
@@ -262,7 +287,8 @@ std::vector<SimEvent> RobotEnv::sim_events() {
   return out;
 }
 
-std::optional<std::int64_t> RobotEnv::wait_sim_event(const std::string& needle, std::int64_t since_wall_ms,
+std::optional<std::int64_t> RobotEnv::wait_sim_event(const std::string& needle,
+                                                     std::int64_t since_wall_ms,
                                                      std::chrono::milliseconds timeout) {
   std::optional<std::int64_t> found;
   wait_until(
@@ -278,10 +304,12 @@ std::optional<std::int64_t> RobotEnv::wait_sim_event(const std::string& needle, 
   return found;
 }
 
-RunResult RobotEnv::cli(const std::string& name, std::vector<std::string> args, const std::string& stdin_data) {
+RunResult RobotEnv::cli(const std::string& name, std::vector<std::string> args,
+                        const std::string& stdin_data) {
   args.insert(args.begin(), CURVEBUS_CLI_BIN);
   static int n = 0;
-  return run(args, dir / ("cli-" + std::to_string(++n)), broker.client_env(name), 20000ms, stdin_data);
+  return run(args, dir / ("cli-" + std::to_string(++n)), broker.client_env(name), 20000ms,
+             stdin_data);
 }
 
 }  // namespace curvebus::test

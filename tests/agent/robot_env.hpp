@@ -34,7 +34,8 @@ struct SimEvent {
 // robot's ack, telemetry and status decoded as they arrive.
 class Controller {
  public:
-  Controller(const BrokerHarness& broker, const std::string& name, const std::string& robot = "alex");
+  Controller(const BrokerHarness& broker, const std::string& name,
+             const std::string& robot = "alex");
   ~Controller();
   bool connected() const { return connected_; }
 
@@ -45,14 +46,17 @@ class Controller {
   std::optional<rv1::CommandResult> wait_ack(const std::string& id,
                                              std::chrono::milliseconds timeout = 5000ms);
   // Sends and waits for the agent's result.
-  std::optional<rv1::CommandResult> call(rv1::Command cmd, std::chrono::milliseconds timeout = 5000ms);
+  std::optional<rv1::CommandResult> call(rv1::Command cmd,
+                                         std::chrono::milliseconds timeout = 5000ms);
 
   std::optional<rv1::Telemetry> latest_telemetry();
   // Waits for a telemetry sample newer than `after_sample` satisfying `pred`.
-  std::optional<rv1::Telemetry> wait_telemetry(const std::function<bool(const rv1::Telemetry&)>& pred,
-                                               std::chrono::milliseconds timeout = 5000ms);
-  std::optional<rv1::RobotStatus> wait_status(const std::function<bool(const rv1::RobotStatus&)>& pred,
-                                              std::chrono::milliseconds timeout = 5000ms);
+  std::optional<rv1::Telemetry> wait_telemetry(
+      const std::function<bool(const rv1::Telemetry&)>& pred,
+      std::chrono::milliseconds timeout = 5000ms);
+  std::optional<rv1::RobotStatus> wait_status(
+      const std::function<bool(const rv1::RobotStatus&)>& pred,
+      std::chrono::milliseconds timeout = 5000ms);
   std::vector<rv1::CommandResult> acks();
 
   // Keeps the lease: a keepalive Command every `period` until stop_keepalive().
@@ -97,10 +101,13 @@ class RobotEnv {
   std::vector<SimEvent> sim_events();
   // Wall time (ms) of the first event containing `needle` at or after `since_wall_ms`.
   std::optional<std::int64_t> wait_sim_event(const std::string& needle, std::int64_t since_wall_ms,
-                                              std::chrono::milliseconds timeout = 5000ms);
+                                             std::chrono::milliseconds timeout = 5000ms);
   // The `curvebus` CLI as `name`.
-  RunResult cli(const std::string& name, std::vector<std::string> args, const std::string& stdin_data = "");
-  std::map<std::string, std::string> env_of(const std::string& name) const { return broker.client_env(name); }
+  RunResult cli(const std::string& name, std::vector<std::string> args,
+                const std::string& stdin_data = "");
+  std::map<std::string, std::string> env_of(const std::string& name) const {
+    return broker.client_env(name);
+  }
 
   TempDir dir{"agent"};
   BrokerHarness broker;

@@ -117,6 +117,9 @@ TEST_CASE("strict sim firmware: one stray byte breaks framing, trickled zeros re
     break;
   }
   CHECK(zeros == 139);
+  auto answer = b.drain();
+  REQUIRE(answer.size() == 1);
+  CHECK(is(answer[0], PacketType::Error, Response::BadPacket));
   auto r = b.send(make_command(Command::GetStats));
   REQUIRE(r.size() == 1);
   CHECK(is(r[0], PacketType::Response, Response::Status));
