@@ -68,7 +68,8 @@ Process::Process(std::vector<std::string> argv, const std::string& log_prefix,
     }
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
-    ::execve(args[0], args.data(), envp.data());
+    // A bare name is looked up on PATH, as a shell would.
+    ::execvpe(args[0], args.data(), envp.data());
     const char msg[] = "exec failed\n";
     ssize_t ignored = ::write(2, msg, sizeof msg - 1);
     (void)ignored;
@@ -87,7 +88,9 @@ Process::~Process() {
   if (stdin_fd_ >= 0) ::close(stdin_fd_);
 }
 
-Process::Process(Process&& other) noexcept { *this = std::move(other); }
+Process::Process(Process&& other) noexcept {
+  *this = std::move(other);
+}
 
 Process& Process::operator=(Process&& other) noexcept {
   if (this != &other) {
@@ -153,13 +156,17 @@ void Process::close_stdin() {
   stdin_fd_ = -1;
 }
 
-std::string Process::out() const { return read_file(out_path_); }
-std::string Process::err() const { return read_file(err_path_); }
+std::string Process::out() const {
+  return read_file(out_path_);
+}
+std::string Process::err() const {
+  return read_file(err_path_);
+}
 
 bool Process::wait_for_output(const std::string& needle, std::chrono::milliseconds timeout,
                               bool in_stderr) {
-  return wait_until(
-      [&] { return (in_stderr ? err() : out()).find(needle) != std::string::npos; }, timeout);
+  return wait_until([&] { return (in_stderr ? err() : out()).find(needle) != std::string::npos; },
+                    timeout);
 }
 
 RunResult run(std::vector<std::string> argv, const std::string& log_prefix,
