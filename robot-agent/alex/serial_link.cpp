@@ -25,8 +25,6 @@ speed_t speed_of(int baud) {
       return B57600;
     case 115200:
       return B115200;
-    case 230400:
-      return B230400;
     default:
       return B0;
   }
@@ -49,13 +47,10 @@ Status SerialLink::open(const std::string& device, int baud) {
   const speed_t speed = speed_of(baud);
   if (speed == B0)
     return Status::Error("unsupported baud rate " + std::to_string(baud) +
-                             " (9600, 19200, 38400, 57600, 115200, 230400)",
+                             " (supported: 9600, 19200, 38400, 57600, 115200)",
                          "USAGE");
   const int fd = ::open(device.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return Status::Error(errno_text(("cannot open " + device).c_str()), "IO");
-  if (::ioctl(fd, TIOCEXCL) != 0 && errno != ENOTTY) {
-    // Exclusive use is best effort: a pty may refuse it on some kernels.
-  }
   termios t{};
   if (::tcgetattr(fd, &t) != 0) {
     Status s = Status::Error(errno_text((device + " is not a serial port").c_str()), "IO");
@@ -66,9 +61,9 @@ Status SerialLink::open(const std::string& device, int baud) {
   t.c_cflag &= ~static_cast<tcflag_t>(CSTOPB | CRTSCTS | PARENB | CSIZE);
   t.c_cflag |= CS8 | CLOCAL | CREAD;
   t.c_iflag &= ~static_cast<tcflag_t>(IXON | IXOFF | IXANY);
-  // VMIN 1 with O_NONBLOCK: read() says EAGAIN when nothing is waiting and 0
-  // only at hang-up (VMIN 0 would return 0 for "nothing yet" as well).
-  t.c_cc[VMIN] = 1;
+  // With O_NONBLOCK, VMIN 0 / VTIME 0 makes read() return at once; "nothing
+  // waiting" and "hung up" both read 0 bytes, so read_some() asks poll().
+  t.c_cc[VMIN] = 0;
   t.c_cc[VTIME] = 0;
   ::cfsetispeed(&t, speed);
   ::cfsetospeed(&t, speed);
@@ -77,6 +72,9 @@ Status SerialLink::open(const std::string& device, int baud) {
     ::close(fd);
     return s;
   }
+  // Nobody else may open the port while we hold it (root still can).
+  ::ioctl(fd, TIOCEXCL);
+  // Drop whatever the line or a previous user left in the queues.
   ::tcflush(fd, TCIOFLUSH);
   fd_ = fd;
   device_ = device;
@@ -115,20 +113,36 @@ Status SerialLink::write_all(const std::uint8_t* p, std::size_t n, int timeout_m
 
 Result<std::size_t> SerialLink::read_some(std::uint8_t* buf, std::size_t n) {
   if (fd_ < 0) return Status::Error("serial port is not open", "IO");
+  if (n == 0) return std::size_t{0};
   while (true) {
     const ssize_t r = ::read(fd_, buf, n);
     if (r > 0) return static_cast<std::size_t>(r);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0 && errno == EAGAIN) {
-      // A pty whose other side closed reports POLLHUP but read() may say EAGAIN/EIO.
-      pollfd pfd{fd_, POLLIN, 0};
-      if (::poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) &&
-          !(pfd.revents & POLLIN))
-        return Status::Error("device hung up", "IO");
-      return std::size_t{0};
+    if (r < 0 && errno != EAGAIN) {
+      // EIO: a pty whose master closed; ENXIO/ENODEV: a USB device unplugged.
+      return Status::Error(errno_text(("read " + device_).c_str()), "IO");
     }
-    if (r == 0) return Status::Error("device closed (end of file)", "IO");
-    return Status::Error(errno_text("read"), "IO");
+    // 0 bytes (or EAGAIN): nothing waiting, or a hung-up line.  A hung-up tty
+    // polls as POLLHUP (a pty whose master closed, a USB device removed).
+    pollfd pfd{fd_, POLLIN, 0};
+    int pr;
+    do {
+      pr = ::poll(&pfd, 1, 0);
+    } while (pr < 0 && errno == EINTR);
+    if (pr > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)))
+      return Status::Error("device " + device_ + " hung up", "IO");
+    // Readable, yet read() said 0 bytes: end of file.
+    if (pr > 0 && (pfd.revents & POLLIN) && r == 0) {
+      std::uint8_t probe;
+      const ssize_t again = ::read(fd_, &probe, 1);
+      if (again > 0) {
+        buf[0] = probe;
+        return std::size_t{1};
+      }
+      if (again == 0 || (errno != EAGAIN && errno != EINTR))
+        return Status::Error("device " + device_ + " closed (end of file)", "IO");
+    }
+    return std::size_t{0};
   }
 }
 

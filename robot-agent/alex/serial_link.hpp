@@ -18,7 +18,10 @@ class SerialLink {
   SerialLink(const SerialLink&) = delete;
   SerialLink& operator=(const SerialLink&) = delete;
 
-  // Opens `device` at `baud` (9600, 19200, 38400, 57600, 115200, 230400).
+  // Opens `device` at `baud` (9600, 19200, 38400, 57600, 115200);
+  // anything else is a USAGE error.  Raw 8N1, no flow control, CLOCAL|CREAD,
+  // VMIN 0 / VTIME 0, O_NONBLOCK|O_NOCTTY|O_CLOEXEC, TIOCEXCL, queues flushed.
+  // Errors: code "USAGE" (baud) or "IO" (open/configure).
   Status open(const std::string& device, int baud);
   void close();
   int fd() const { return fd_; }

@@ -6,10 +6,15 @@ namespace curvebus::alex {
 
 namespace {
 constexpr std::uint8_t kMagicBytes[4] = {0xFF, 0xFE, 0xFD, 0xFC};
-constexpr std::size_t kMaxBuffered = 8 * kFrameSize;
+constexpr std::size_t kMaxBuffered = kDecoderMaxBuffered;
 }  // namespace
 
 void StreamDecoder::feed(const std::uint8_t* p, std::size_t n) {
+  if (n > kMaxBuffered) {  // only the newest bytes could ever be kept
+    stats_.garbage_bytes += n - kMaxBuffered;
+    p += n - kMaxBuffered;
+    n = kMaxBuffered;
+  }
   buf_.insert(buf_.end(), p, p + n);
   // Bounded: a flood without any frame start costs at most a few frames of memory.
   if (buffered() > kMaxBuffered) {
