@@ -44,6 +44,7 @@ Firmware::Firmware(MotionConfig motion, Emit emit, Event event)
 
 void Firmware::set_strict(bool on) {
   strict_ = on;
+  desynced_ = false;
   window_.clear();
   stream_.clear();
 }
@@ -54,8 +55,18 @@ void Firmware::set_hello(HelloMode m) {
 }
 
 void Firmware::reset_receiver() {
+  desynced_ = false;
   window_.clear();
   stream_.clear();
+}
+
+void Firmware::reboot() {
+  stop("reboot");
+  counters_.fill(0);
+  fwd_ticks_for_dist_ = rev_ticks_for_dist_ = 0;
+  greeted_ = false;
+  reset_receiver();
+  event_("reboot");
 }
 
 void Firmware::receive(const std::uint8_t* p, std::size_t n, std::int64_t now_ms) {
@@ -72,33 +83,50 @@ void Firmware::receive(const std::uint8_t* p, std::size_t n, std::int64_t now_ms
     }
     return;
   }
+  // Resynchronising receiver (alex-protocol.md §4.4): search for the magic.
   stream_.insert(stream_.end(), p, p + n);
+  std::size_t skipped = 0;
   while (true) {
     auto it = std::search(stream_.begin(), stream_.end(), std::begin(kMagic), std::end(kMagic));
-    // Keep a possible partial magic at the end.
     if (it == stream_.end()) {
-      const std::size_t keep = std::min<std::size_t>(3, stream_.size());
+      // Keep what could be the start of a magic split across reads.
+      std::size_t keep = std::min<std::size_t>(3, stream_.size());
+      while (keep > 0 &&
+             !std::equal(stream_.end() - static_cast<std::ptrdiff_t>(keep), stream_.end(), kMagic))
+        --keep;
+      skipped += stream_.size() - keep;
       stream_.erase(stream_.begin(), stream_.end() - static_cast<std::ptrdiff_t>(keep));
-      return;
+      break;
     }
+    skipped += static_cast<std::size_t>(it - stream_.begin());
     stream_.erase(stream_.begin(), it);
-    if (stream_.size() < kFrameSize) return;
+    if (stream_.size() < kFrameSize) break;
     Packet pkt;
     const auto check = alex::check_frame(stream_.data(), &pkt);
     if (check == alex::FrameCheck::BadSize) {
       stream_.erase(stream_.begin());  // not a frame start after all
+      ++skipped;
       continue;
+    }
+    if (skipped > 0) {
+      event_("rx skipped " + std::to_string(skipped) + " bytes");
+      skipped = 0;
     }
     on_frame(stream_.data(), now_ms);
     stream_.erase(stream_.begin(), stream_.begin() + static_cast<std::ptrdiff_t>(kFrameSize));
   }
+  if (skipped > 0) event_("rx skipped " + std::to_string(skipped) + " bytes");
 }
 
 void Firmware::on_frame(const std::uint8_t* frame, std::int64_t now_ms) {
   Packet p;
   switch (alex::check_frame(frame, &p)) {
     case alex::FrameCheck::BadMagic:
-      event_("rx BAD_MAGIC (out of frame)");
+      // Only the strict (counting) receiver gets here: its window is out of
+      // step with the host's frames.
+      if (!desynced_) event_("desync");
+      desynced_ = true;
+      event_("rx BAD_MAGIC");
       reply(alex::make_error(Response::BadPacket));
       return;
     case alex::FrameCheck::BadChecksum:
@@ -108,6 +136,10 @@ void Firmware::on_frame(const std::uint8_t* frame, std::int64_t now_ms) {
       return;
     case alex::FrameCheck::Ok:
       break;
+  }
+  if (desynced_) {
+    desynced_ = false;
+    event_("realigned");
   }
   event_("rx " + alex::describe(p));
   dispatch(p, now_ms);
@@ -125,7 +157,8 @@ void Firmware::dispatch(const Packet& p, std::int64_t now_ms) {
     return;
   }
   if (type == PacketType::Hello) {
-    if (hello_ != HelloMode::Ignore) reply(alex::make_response(Response::Ok));
+    // The skeleton's loop() ignores HELLO, also after waitForHello().
+    if (hello_ == HelloMode::Answer) reply(alex::make_response(Response::Ok));
     return;
   }
   if (type != PacketType::Command) return;  // the firmware ignores other types
@@ -221,6 +254,12 @@ void Firmware::clear(std::uint32_t which) {
   fwd_ticks_for_dist_ = rev_ticks_for_dist_ = 0;
 }
 
+std::uint32_t Firmware::cm_of(double ticks) const {
+  // Truncated like the firmware's integer division; the epsilon keeps a
+  // target of N cm (N * ticks_per_cm ticks) from reading N - 1.
+  return static_cast<std::uint32_t>(ticks / cfg_.ticks_per_cm + 1e-6);
+}
+
 void Firmware::tick(std::int64_t now_ms) {
   if (motion_ == Motion::None) {
     last_tick_ms_ = now_ms;
@@ -238,13 +277,13 @@ void Firmware::tick(std::int64_t now_ms) {
       counters_[kLeftFwd] += whole;
       counters_[kRightFwd] += whole;
       fwd_ticks_for_dist_ += whole;
-      counters_[kFwdDist] = static_cast<std::uint32_t>(fwd_ticks_for_dist_ / cfg_.ticks_per_cm);
+      counters_[kFwdDist] = cm_of(fwd_ticks_for_dist_);
       break;
     case Motion::Reverse:
       counters_[kLeftRev] += whole;
       counters_[kRightRev] += whole;
       rev_ticks_for_dist_ += whole;
-      counters_[kRevDist] = static_cast<std::uint32_t>(rev_ticks_for_dist_ / cfg_.ticks_per_cm);
+      counters_[kRevDist] = cm_of(rev_ticks_for_dist_);
       break;
     case Motion::Left:
       counters_[kLeftRevTurns] += whole;

@@ -6,8 +6,10 @@
 // moving, STATUS with the counters for GET_STATS, ERROR BAD_PACKET for a bad
 // magic, ERROR BAD_CHECKSUM for a bad checksum, ERROR BAD_COMMAND for an
 // unknown command, nothing for non-COMMAND packets.  HELLO is ignored (the
-// skeleton's default), answered, or required first (the optional waitForHello:
-// anything else gets ERROR BAD_RESPONSE until a HELLO arrives).
+// skeleton's default), answered with OK, or required first (the optional
+// waitForHello called from setup(): until a HELLO arrives every other valid
+// packet gets ERROR BAD_RESPONSE; the HELLO gets OK; later HELLOs are ignored
+// by the main loop).  reboot() models a power cycle (USB unplugged).
 //
 // Framing: by default the receiver resynchronises on the magic number; with
 // `strict` it frames by counting bytes like the course firmware, so one stray
@@ -29,6 +31,7 @@ enum class HelloMode { Ignore, Answer, Require };
 bool parse_hello_mode(const std::string& s, HelloMode& out);
 
 struct MotionConfig {
+  // Defaults: ~3.8 ticks per 10 ms per wheel at 100 % straight, 1.8 turning.
   double ticks_per_cm = 9.4;       // COUNTS_PER_REV 192 / WHEEL_CIRC 20.4 cm
   double cm_per_s_at_full = 40;    // straight-line speed at 100 %
   double ticks_per_deg = 1.0;      // wheel ticks per degree of turn
@@ -62,8 +65,11 @@ class Firmware {
   void tick(std::int64_t now_ms);
   // Random bytes to the host now (line noise, a debug print).
   void send_garbage(int n);
-  // Forgets partial frames (a reset: the device vanished).
+  // Forgets partial frames.
   void reset_receiver();
+  // Power cycle: motors off, counters zero, receivers empty, HELLO needed
+  // again (require mode).  Faults and modes are kept.
+  void reboot();
 
   bool moving() const { return motion_ != Motion::None; }
   const std::array<std::uint32_t, alex::kParams>& counters() const { return counters_; }
@@ -76,11 +82,13 @@ class Firmware {
   void start(Motion m, std::uint32_t amount, std::uint32_t speed, std::int64_t now_ms);
   void stop(const char* why);
   void clear(std::uint32_t which);
+  std::uint32_t cm_of(double ticks) const;
 
   MotionConfig cfg_;
   Emit emit_;
   Event event_;
   bool strict_ = false;
+  bool desynced_ = false;  // strict: the last window had no magic
   HelloMode hello_ = HelloMode::Ignore;
   bool greeted_ = false;
   Faults faults_;

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 
 #include "robot_env.hpp"
 
@@ -38,6 +39,20 @@ rv1::Command with(Controller& c, const char* what) {
 
 std::string status_name(const std::optional<rv1::CommandResult>& r) {
   return r ? rv1::ResultStatus_Name(r->status()) : std::string("(no ack)");
+}
+
+// Sends get_stats until one is answered RESULT_OK (the link may be recovering);
+// returns the last result seen.
+std::optional<rv1::CommandResult> stats_until_ok(Controller& c, std::chrono::milliseconds each,
+                                                 std::chrono::milliseconds overall) {
+  std::optional<rv1::CommandResult> r;
+  wait_until(
+      [&] {
+        r = c.call(with(c, "stats"), each);
+        return r && r->status() == rv1::RESULT_OK;
+      },
+      overall, 50ms);
+  return r;
 }
 
 // Telemetry is steady when two samples a few polls apart show the same ticks.
@@ -301,13 +316,7 @@ TEST_CASE(
     auto ack = op1.call(with(op1, "stats"), 10000ms);
     CHECK(status_name(ack) == "RESULT_TIMEOUT");
     REQUIRE(env.sim_control("drop 0"));
-    std::optional<rv1::CommandResult> next;
-    wait_until(
-        [&] {
-          next = op1.call(with(op1, "stats"), 3000ms);
-          return next && next->status() == rv1::RESULT_OK;
-        },
-        15000ms, 10ms);
+    auto next = stats_until_ok(op1, 3000ms, 15000ms);
     CHECK(status_name(next) == "RESULT_OK");
   }
   SECTION("a reply with a bad checksum is counted and the command retried") {
@@ -331,13 +340,7 @@ TEST_CASE(
     REQUIRE(ack);
     CHECK((ack->status() == rv1::RESULT_TIMEOUT || ack->status() == rv1::RESULT_OK));
     REQUIRE(env.sim_control("delay 0"));
-    std::optional<rv1::CommandResult> next;
-    wait_until(
-        [&] {
-          next = op1.call(with(op1, "stats"), 3000ms);
-          return next && next->status() == rv1::RESULT_OK;
-        },
-        15000ms, 10ms);
+    auto next = stats_until_ok(op1, 3000ms, 15000ms);
     CHECK(status_name(next) == "RESULT_OK");
   }
 }
@@ -354,13 +357,7 @@ TEST_CASE("alex-sim vanishes and comes back: serial down, then up, commands work
   auto down = op1.call(with(op1, "stats"), 3000ms);
   if (down) CHECK((down->status() == rv1::RESULT_SERIAL_DOWN || down->status() == rv1::RESULT_OK));
   CHECK(op1.wait_status([](const rv1::RobotStatus& s) { return s.serial_up(); }, 15000ms));
-  std::optional<rv1::CommandResult> ack;
-  wait_until(
-      [&] {
-        ack = op1.call(with(op1, "stats"), 2000ms);
-        return ack && ack->status() == rv1::RESULT_OK;
-      },
-      10000ms, 50ms);
+  auto ack = stats_until_ok(op1, 2000ms, 10000ms);
   CHECK(status_name(ack) == "RESULT_OK");
 }
 
@@ -373,13 +370,7 @@ TEST_CASE("strict firmware knocked out of frame by one stray byte is re-aligned 
   REQUIRE(status_name(op1.call(with(op1, "stats"))) == "RESULT_OK");
   // One stray byte towards the Arduino shifts its 140-byte window.
   REQUIRE(env.sim_control("rxgarbage 1"));
-  std::optional<rv1::CommandResult> ack;
-  wait_until(
-      [&] {
-        ack = op1.call(with(op1, "stats"), 5000ms);
-        return ack && ack->status() == rv1::RESULT_OK;
-      },
-      20000ms, 50ms);
+  auto ack = stats_until_ok(op1, 5000ms, 20000ms);
   CHECK(status_name(ack) == "RESULT_OK");
   CHECK(op1.wait_status([](const rv1::RobotStatus& s) { return s.realignments() >= 1; }, 8000ms));
 }
@@ -392,14 +383,48 @@ TEST_CASE("firmware that requires HELLO and firmware that never answers it both 
       REQUIRE(env.ok());
       Controller op1(env.broker, "op1");
       REQUIRE(op1.connected());
-      std::optional<rv1::CommandResult> ack;
-      wait_until(
-          [&] {
-            ack = op1.call(with(op1, "stats"), 3000ms);
-            return ack && ack->status() == rv1::RESULT_OK;
-          },
-          15000ms, 50ms);
+      auto ack = stats_until_ok(op1, 3000ms, 15000ms);
       CHECK(status_name(ack) == "RESULT_OK");
     }
   }
+}
+
+TEST_CASE("agent config file: settings apply, flags override, mistakes name file and line",
+          "[agent][config]") {
+  TempDir dir("agentcfg");
+  const std::string bad = dir / "bad.toml";
+  {
+    std::ofstream f(bad);
+    f << "[agent]\nrobot = \"alex\"\ndeadman_ms = \"fast\"\n";
+  }
+  auto r = run({CURVEBUS_AGENT_BIN, "--config", bad}, dir / "bad");
+  CHECK(r.status == 1);
+  CHECK(r.err.find(bad + ":3:") != std::string::npos);
+  CHECK(r.err.find("deadman_ms") != std::string::npos);
+  {
+    std::ofstream f(bad);
+    f << "[agent]\nrobot = \"alex\"\nspeed_limit = 3\n";
+  }
+  r = run({CURVEBUS_AGENT_BIN, "--config", bad}, dir / "bad2");
+  CHECK(r.status == 1);
+  CHECK(r.err.find(bad + ":3: unknown key 'speed_limit'") != std::string::npos);
+
+  // A working file: robot id and serial device from it, the log level overridden by a flag.
+  RobotEnv env({{}, {}, false});
+  REQUIRE(env.ok());
+  const std::string good = dir / "agent.toml";
+  {
+    std::ofstream f(good);
+    f << "[agent]\nrobot = \"alex\"\nserial = \"" << env.tty << "\"\nbaud = 115200\nsettle_ms = 0\n"
+      << "endpoint = \"" << env.broker.endpoint() << "\"\nserver_key = \""
+      << env.broker.public_file("broker") << "\"\nkey = \"" << env.broker.secret_file("alex")
+      << "\"\nlog_level = \"error\"\n";
+  }
+  Process agent({CURVEBUS_AGENT_BIN, "--config", good, "--log-level", "info"}, dir / "agent");
+  CHECK(wait_until(
+      [&] { return (agent.out() + agent.err()).find("-> ready") != std::string::npos; }, 10000ms));
+  Controller op1(env.broker, "op1");
+  REQUIRE(op1.connected());
+  CHECK(status_name(stats_until_ok(op1, 2000ms, 10000ms)) == "RESULT_OK");
+  agent.stop();
 }
