@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <map>
 #include <mutex>
 #include <string>
 #include <unistd.h>
@@ -80,6 +81,7 @@ int main(int argc, char** argv) {
   const std::string prefix = "rtt-" + std::to_string(::getpid()) + "-";
   std::vector<double> rtt_us, agent_us;
   int failures = 0;
+  std::map<std::string, int> failed_by;
   for (int i = 0; i < warmup + count; ++i) {
     rv1::Command c;
     c.set_id(prefix + std::to_string(i));
@@ -99,7 +101,11 @@ int main(int argc, char** argv) {
       continue;
     }
     const auto t1 = std::chrono::steady_clock::now();
-    if (got.status() != rv1::RESULT_OK) ++failures;
+    if (got.status() != rv1::RESULT_OK) {
+      ++failures;
+      ++failed_by[rv1::ResultStatus_Name(got.status())];
+      continue;
+    }
     if (i < warmup) continue;
     rtt_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
     agent_us.push_back(got.latency_us());
@@ -111,6 +117,7 @@ int main(int argc, char** argv) {
                 percentile(v, 90), percentile(v, 99), v.empty() ? 0 : *std::max_element(v.begin(), v.end()));
   };
   std::printf("command=%s count=%zu failures=%d\n", command.c_str(), rtt_us.size(), failures);
+  for (const auto& [status, n] : failed_by) std::printf("  %s: %d\n", status.c_str(), n);
   row("round trip (publish->ack)", rtt_us);
   row("agent (receive->answer)", agent_us);
   row("broker+client (difference)", overhead);
