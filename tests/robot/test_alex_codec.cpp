@@ -109,7 +109,7 @@ TEST_CASE("hand-computed frames: OK, BAD_PACKET, STATUS, HELLO, MESSAGE", "[alex
         hex("fffefdfc 64000000 | 03 00 0000 | 68 69 30*00 | 64*00 | 28*00 | 02 | 000000"));
 }
 
-TEST_CASE("deserialize ignores the dummy bytes; serialize zero-fills them", "[alex][codec]") {
+TEST_CASE("deserialize ignores the dummy bytes, serialize zero-fills them", "[alex][codec]") {
   auto raw = serialize(make_command(Command::ClearStats, 0));
   CHECK(raw.size() == kPacketSize);
   CHECK(raw[2] == 0);
