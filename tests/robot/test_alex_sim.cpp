@@ -85,7 +85,7 @@ TEST_CASE("sim firmware: OK before moving, ticks advance, the target stops it", 
   CHECK(r.at(0).params == std::array<std::uint32_t, kParams>{});
 }
 
-TEST_CASE("sim firmware: reverse and turns count the right wheels; speed scales the rate",
+TEST_CASE("sim firmware: reverse and turns count the right wheels, speed scales the rate",
           "[alex][sim]") {
   Bench b;
   b.send(make_command(Command::Reverse, 5, 100));
