@@ -306,9 +306,10 @@ std::optional<std::int64_t> RobotEnv::wait_sim_event(const std::string& needle,
 
 RunResult RobotEnv::cli(const std::string& name, std::vector<std::string> args,
                         const std::string& stdin_data) {
-  args.insert(args.begin(), CURVEBUS_CLI_BIN);
+  std::vector<std::string> argv{CURVEBUS_CLI_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
   static int n = 0;
-  return run(args, dir / ("cli-" + std::to_string(++n)), broker.client_env(name), 20000ms,
+  return run(argv, dir / ("cli-" + std::to_string(++n)), broker.client_env(name), 20000ms,
              stdin_data);
 }
 
