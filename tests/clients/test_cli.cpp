@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <thread>
 
 #include "fixture.hpp"
@@ -209,4 +210,74 @@ TEST_CASE("cli: admin tables and JSON for an admin", "[cli]") {
   CHECK(r.status == 0);
   r = env.cli("ops", {"admin", "kick", "nobody"});
   CHECK(r.status == 4);
+}
+
+TEST_CASE("cli: an operator adds a key with reload, narrows it on a live session, then revokes it",
+          "[cli][admin]") {
+  CliEnv env;
+  REQUIRE(env.started);
+  // A new user makes a key; the operator puts its public half in the allow-list.
+  auto r = env.cli("ops", {"keygen", "newbie", "--dir", env.broker.keys_dir()});
+  REQUIRE(r.status == 0);
+  std::map<std::string, std::string> as_newbie = {
+      {"CURVEBUS_KEY", env.broker.secret_file("newbie")}};
+  r = env.cli("laptop", {"pub", "chat/hello", "before", "--connect-timeout", "1"}, "", as_newbie);
+  CHECK(r.status == 2);  // not allowed yet: no answer
+  const std::string acl_before = read_file(env.broker.acl_path());
+  auto write_acl = [&](const std::string& publish) {
+    std::ofstream out(env.broker.acl_path());
+    out << acl_before << "\n[[client]]\nname = \"newbie\"\npublic_key_file = \""
+        << env.broker.public_file("newbie") << "\"\npublish = [" << publish
+        << "]\nsubscribe = [\"chat/#\"]\n";
+  };
+  write_acl("\"chat/#\"");
+  r = env.cli("ops", {"admin", "reload"});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  r = env.cli("laptop", {"pub", "chat/hello", "after reload"}, "", as_newbie);
+  CHECK(r.status == 0);
+
+  // A live session (a script publishing stdin lines) loses the right on reload.
+  auto env_map = env.broker.client_env("laptop");
+  env_map["CURVEBUS_KEY"] = env.broker.secret_file("newbie");
+  Process script({CURVEBUS_CLI_BIN, "pub", "chat/live"}, env.dir / "script", env_map, true);
+  REQUIRE(script.write_stdin("one\n"));
+  REQUIRE(wait_until(
+      [&] {
+        auto p = env.cli("ops", {"pull", "chat/live"});
+        return p.out.find("one") != std::string::npos;
+      },
+      5000ms, 100ms));
+  write_acl("");
+  REQUIRE(env.cli("ops", {"admin", "reload"}).status == 0);
+  REQUIRE(script.write_stdin("two\n"));
+  script.close_stdin();
+  CHECK(script.wait(10000ms) == 5);
+  CHECK(script.err().find("line 2") != std::string::npos);
+  CHECK(env.cli("ops", {"pull", "chat/live"}).out == "chat/live one\n");
+
+  // Revoked: cut at once, refused afterwards.
+  write_acl("\"chat/#\"");
+  REQUIRE(env.cli("ops", {"admin", "reload"}).status == 0);
+  Process live_sub({CURVEBUS_CLI_BIN, "sub", "chat/#", "--timeout", "30"}, env.dir / "newbie-sub",
+                   env_map);
+  REQUIRE(wait_until(
+      [&] {
+        auto c = env.cli("ops", {"admin", "clients"});
+        return c.out.find("newbie") != std::string::npos;
+      },
+      5000ms, 100ms));
+  REQUIRE(env.cli("ops", {"pub", "chat/before-revoke", "x"}).status == 0);
+  REQUIRE(wait_until([&] { return live_sub.out().find("chat/before-revoke") != std::string::npos; },
+                     5000ms));
+  r = env.cli("ops", {"admin", "revoke", "newbie"});
+  CHECK(r.status == 0);
+  REQUIRE(env.cli("ops", {"pub", "chat/after-revoke", "x"}).status == 0);
+  std::this_thread::sleep_for(500ms);
+  CHECK(live_sub.out().find("chat/after-revoke") == std::string::npos);
+  r = env.cli("laptop", {"pub", "chat/hello", "after revoke", "--connect-timeout", "1"}, "",
+              as_newbie);
+  CHECK(r.status == 2);
+  r = env.cli("ops", {"admin", "status"});
+  CHECK(r.out.find("keys refused") != std::string::npos);
 }

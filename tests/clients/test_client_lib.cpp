@@ -224,3 +224,42 @@ TEST_CASE("client: payloads over the broker's limit are refused before sending",
   CHECK(c.publish("sensors/big", std::string(2000, 'x'), ack).code() == "TOO_LARGE");
   CHECK(c.publish("sensors/small", std::string(100, 'x'), ack));
 }
+
+TEST_CASE(
+    "client: an old connection is replaced by a fresh CURVE session without losing subscriptions",
+    "[client]") {
+  Env env;
+  REQUIRE(env.started);
+  ClientOptions o = env.options("bob");
+  o.rekey_after = std::chrono::seconds(1);
+  Client sub(o);
+  REQUIRE(sub.connect(3000ms));
+  const std::string first_session = sub.registration().session_id();
+  Inbox in;
+  REQUIRE(sub.subscribe({"sensors/#"}, in.handler()));
+  Client pub(env.options("alice"));
+  REQUIRE(pub.connect(3000ms));
+  // Past the rekey age the client registers a new session, then says BYE on the old one.
+  REQUIRE(wait_until([&] { return sub.registration().session_id() != first_session; }, 5000ms));
+  PublishOptions ack;
+  ack.wait_ack = true;
+  CHECK(wait_until(
+      [&] {
+        pub.publish("sensors/after-rekey", "x", ack);
+        return in.wait_count(1, 200ms);
+      },
+      5000ms));
+  CHECK(sub.state() == ConnectionState::Connected);
+  // The broker sees one live session of bob, not two.
+  // (The overlap of old and new lasts one round trip: poll past it.)
+  CHECK(wait_until(
+      [&] {
+        auto clients = pub.admin(v1::ADMIN_CLIENTS);
+        int bobs = 0;
+        if (clients)
+          for (const auto& c : clients->clients())
+            if (c.name() == "bob") ++bobs;
+        return bobs == 1;
+      },
+      3000ms, 50ms));
+}
