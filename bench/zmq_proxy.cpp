@@ -1,0 +1,229 @@
+// curvebus-bench-zmq-proxy: the reference ceiling for a ZeroMQ broker on this
+// machine — a plain libzmq XSUB/XPUB proxy with CURVE on both sides and a ZAP
+// handler that admits only allow-listed client keys — measured the same way
+// as curvebus-bench-throughput: one publisher, N subscribers, delivered
+// messages/s counted at the subscribers, loss reported.
+//
+// Proxy, publisher and subscribers run in one process but on separate ZeroMQ
+// contexts (separate I/O threads), as separate processes would.
+#include <zmq.h>
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Keys {
+  char pub[41], sec[41];
+};
+
+Keys keypair() {
+  Keys k{};
+  zmq_curve_keypair(k.pub, k.sec);
+  return k;
+}
+
+std::string raw_key(const char* z85) {
+  std::string raw(32, '\0');
+  zmq_z85_decode(reinterpret_cast<std::uint8_t*>(raw.data()), z85);
+  return raw;
+}
+
+void set_curve_server(void* s, const Keys& server) {
+  const int one = 1;
+  zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
+  zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, server.sec, 40);
+  zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "bench", 5);
+}
+
+void set_curve_client(void* s, const Keys& server, const Keys& client) {
+  zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server.pub, 40);
+  zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, client.pub, 40);
+  zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, client.sec, 40);
+}
+
+void set_hwm(void* s, int hwm) {
+  zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+}
+
+std::string recv_string(void* s) {
+  zmq_msg_t m;
+  zmq_msg_init(&m);
+  zmq_msg_recv(&m, s, 0);
+  std::string out(static_cast<const char*>(zmq_msg_data(&m)), zmq_msg_size(&m));
+  zmq_msg_close(&m);
+  return out;
+}
+
+// RFC 27 ZAP handler: admits CURVE clients whose public key is allow-listed.
+void zap_handler(void* ctx, const std::set<std::string>& allowed,
+                 std::atomic<std::uint64_t>& denied) {
+  void* zap = zmq_socket(ctx, ZMQ_REP);
+  zmq_bind(zap, "inproc://zeromq.zap.01");
+  while (true) {
+    std::vector<std::string> parts;
+    int more = 1;
+    while (more) {
+      parts.push_back(recv_string(zap));
+      size_t len = sizeof more;
+      zmq_getsockopt(zap, ZMQ_RCVMORE, &more, &len);
+    }
+    if (parts.size() < 7) continue;
+    const bool ok = parts[5] == "CURVE" && allowed.count(parts[6]) > 0;
+    if (!ok) ++denied;
+    const std::string reply[] = {
+        "1.0", parts[1], ok ? "200" : "400", ok ? "OK" : "denied", ok ? "client" : "", ""};
+    for (int i = 0; i < 6; ++i)
+      zmq_send(zap, reply[i].data(), reply[i].size(), i < 5 ? ZMQ_SNDMORE : 0);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int size = 64, subscribers = 1, port = 0;
+  double seconds = 5;
+  CLI::App app{
+      "curvebus-bench-zmq-proxy: libzmq XSUB/XPUB proxy with CURVE + ZAP, 1 -> N throughput"};
+  app.add_option("--size", size)->capture_default_str();
+  app.add_option("--subscribers", subscribers)->capture_default_str();
+  app.add_option("--seconds", seconds)->capture_default_str();
+  app.add_option("--port", port, "First of two TCP ports (0: pick free ones)");
+  CLI11_PARSE(app, argc, argv);
+
+  const Keys server = keypair(), pub_keys = keypair(), sub_keys = keypair();
+  std::set<std::string> allowed{raw_key(pub_keys.pub), raw_key(sub_keys.pub)};
+  std::atomic<std::uint64_t> denied{0};
+  const int hwm = 100000;
+
+  // The proxy.
+  void* proxy_ctx = zmq_ctx_new();
+  std::thread zap([&] { zap_handler(proxy_ctx, allowed, denied); });
+  zap.detach();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  void* xsub = zmq_socket(proxy_ctx, ZMQ_XSUB);
+  void* xpub = zmq_socket(proxy_ctx, ZMQ_XPUB);
+  for (void* s : {xsub, xpub}) {
+    set_curve_server(s, server);
+    set_hwm(s, hwm);
+  }
+  const std::string in_ep = port ? "tcp://127.0.0.1:" + std::to_string(port) : "tcp://127.0.0.1:*";
+  const std::string out_ep =
+      port ? "tcp://127.0.0.1:" + std::to_string(port + 1) : "tcp://127.0.0.1:*";
+  if (zmq_bind(xsub, in_ep.c_str()) != 0 || zmq_bind(xpub, out_ep.c_str()) != 0) {
+    std::fprintf(stderr, "bench: bind failed: %s\n", zmq_strerror(zmq_errno()));
+    return 1;
+  }
+  char in_addr[256], out_addr[256];
+  size_t len = sizeof in_addr;
+  zmq_getsockopt(xsub, ZMQ_LAST_ENDPOINT, in_addr, &len);
+  len = sizeof out_addr;
+  zmq_getsockopt(xpub, ZMQ_LAST_ENDPOINT, out_addr, &len);
+  std::thread proxy([&] { zmq_proxy(xsub, xpub, nullptr); });
+  proxy.detach();
+
+  // Subscribers, each on its own context.
+  std::atomic<bool> publishing_done{false};
+  std::atomic<int> ready{0};
+  std::vector<std::uint64_t> received(static_cast<std::size_t>(subscribers), 0);
+  std::vector<double> rates(static_cast<std::size_t>(subscribers), 0);
+  std::vector<std::thread> subs;
+  for (int i = 0; i < subscribers; ++i) {
+    subs.emplace_back([&, i] {
+      void* ctx = zmq_ctx_new();
+      void* s = zmq_socket(ctx, ZMQ_SUB);
+      set_curve_client(s, server, sub_keys);
+      set_hwm(s, hwm);
+      zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+      zmq_connect(s, out_addr);
+      const int timeout = 100;
+      zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+      std::vector<char> buf(static_cast<std::size_t>(size) + 16);
+      bool counted_ready = false;
+      std::uint64_t n = 0;
+      Clock::time_point first, last;
+      auto idle_since = Clock::now();
+      while (true) {
+        const int r = zmq_recv(s, buf.data(), buf.size(), 0);
+        const auto now = Clock::now();
+        if (r < 0) {
+          if (publishing_done && now - idle_since > std::chrono::milliseconds(1000)) break;
+          continue;
+        }
+        idle_since = now;
+        if (buf[0] == 'w') {  // warm-up probe
+          if (!counted_ready) {
+            counted_ready = true;
+            ++ready;
+          }
+          continue;
+        }
+        if (n == 0) first = now;
+        last = now;
+        ++n;
+      }
+      received[static_cast<std::size_t>(i)] = n;
+      const double secs = std::chrono::duration<double>(last - first).count();
+      rates[static_cast<std::size_t>(i)] = secs > 0 ? static_cast<double>(n) / secs : 0;
+      zmq_close(s);
+      zmq_ctx_term(ctx);
+    });
+  }
+
+  void* pub_ctx = zmq_ctx_new();
+  void* p = zmq_socket(pub_ctx, ZMQ_PUB);
+  set_curve_client(p, server, pub_keys);
+  set_hwm(p, hwm);
+  zmq_connect(p, in_addr);
+  // Until every subscriber is connected and subscribed end to end.
+  std::string warm(static_cast<std::size_t>(size), 'w');
+  const auto warm_deadline = Clock::now() + std::chrono::seconds(10);
+  while (ready < subscribers && Clock::now() < warm_deadline) {
+    zmq_send(p, warm.data(), warm.size(), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (ready < subscribers) {
+    std::fprintf(stderr, "bench: subscribers did not come up\n");
+    return 2;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const std::string payload(static_cast<std::size_t>(size), 'x');
+  std::uint64_t sent = 0;
+  const auto start = Clock::now();
+  const auto stop_at = start + std::chrono::duration<double>(seconds);
+  while (Clock::now() < stop_at) {
+    for (int k = 0; k < 256; ++k) {
+      if (zmq_send(p, payload.data(), payload.size(), 0) >= 0) ++sent;
+    }
+  }
+  const double pub_secs = std::chrono::duration<double>(Clock::now() - start).count();
+  publishing_done = true;
+  for (auto& t : subs) t.join();
+  std::uint64_t total = 0;
+  double rate = 0;
+  for (int i = 0; i < subscribers; ++i) {
+    total += received[static_cast<std::size_t>(i)];
+    rate += rates[static_cast<std::size_t>(i)];
+  }
+  const std::uint64_t expected = sent * static_cast<std::uint64_t>(subscribers);
+  std::printf(
+      "system=zmq-proxy-curve size=%d subscribers=%d sent=%llu publish_rate=%.0f/s delivered=%llu "
+      "delivered_rate=%.0f/s lost=%llu zap_denied=%llu\n",
+      size, subscribers, static_cast<unsigned long long>(sent),
+      static_cast<double>(sent) / pub_secs, static_cast<unsigned long long>(total), rate,
+      static_cast<unsigned long long>(expected - total),
+      static_cast<unsigned long long>(denied.load()));
+  std::fflush(stdout);
+  ::_exit(0);  // the proxy and ZAP threads block forever by design
+}
