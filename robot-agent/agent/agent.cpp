@@ -368,7 +368,9 @@ int Agent::run() {
     int n = 0;
     fds[n++] = pollfd{wake_fd_, POLLIN, 0};
     if (link_.fd() >= 0) fds[n++] = pollfd{link_.fd(), POLLIN, 0};
-    ::poll(fds, static_cast<nfds_t>(n), 5);
+    // Short ticks while the Arduino link has work (reply timeouts, re-align
+    // pacing); otherwise 20 ms keeps dead-man checks prompt at little cost.
+    ::poll(fds, static_cast<nfds_t>(n), link_.idle() && link_.ready() ? 20 : 5);
     std::int64_t now = steady_ms();
     if (fds[0].revents & POLLIN) {
       std::uint64_t v;
