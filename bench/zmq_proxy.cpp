@@ -100,6 +100,9 @@ int main(int argc, char** argv) {
   app.add_option("--subscribers", subscribers)->capture_default_str();
   app.add_option("--seconds", seconds)->capture_default_str();
   app.add_option("--port", port, "First of two TCP ports (0: pick free ones)");
+  bool search = false;
+  app.add_flag("--search", search,
+               "Pace the publisher at the highest rate with < 1 % loss (found by short trials)");
   CLI11_PARSE(app, argc, argv);
 
   const Keys server = keypair(), pub_keys = keypair(), sub_keys = keypair();
@@ -137,7 +140,7 @@ int main(int argc, char** argv) {
   std::atomic<bool> publishing_done{false};
   std::atomic<int> ready{0};
   std::vector<std::uint64_t> received(static_cast<std::size_t>(subscribers), 0);
-  std::vector<double> rates(static_cast<std::size_t>(subscribers), 0);
+  std::atomic<std::uint64_t> delivered_now{0};  // all subscribers, live
   std::vector<std::thread> subs;
   for (int i = 0; i < subscribers; ++i) {
     subs.emplace_back([&, i] {
@@ -172,10 +175,9 @@ int main(int argc, char** argv) {
         if (n == 0) first = now;
         last = now;
         ++n;
+        delivered_now.fetch_add(1, std::memory_order_relaxed);
       }
       received[static_cast<std::size_t>(i)] = n;
-      const double secs = std::chrono::duration<double>(last - first).count();
-      rates[static_cast<std::size_t>(i)] = secs > 0 ? static_cast<double>(n) / secs : 0;
       zmq_close(s);
       zmq_ctx_term(ctx);
     });
@@ -200,29 +202,62 @@ int main(int argc, char** argv) {
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const std::string payload(static_cast<std::size_t>(size), 'x');
   std::uint64_t sent = 0;
-  const auto start = Clock::now();
-  const auto stop_at = start + std::chrono::duration<double>(seconds);
-  while (Clock::now() < stop_at) {
-    for (int k = 0; k < 256; ++k) {
-      if (zmq_send(p, payload.data(), payload.size(), 0) >= 0) ++sent;
+  // Publishes at `msgs_per_s` (0 = as fast as possible) for `secs`; returns
+  // (sent, delivered to all subscribers during the trial plus a drain pause).
+  auto trial = [&](double msgs_per_s, double secs) {
+    const std::uint64_t before = delivered_now.load();
+    std::uint64_t n = 0;
+    const auto t0 = Clock::now();
+    const auto end = t0 + std::chrono::duration<double>(secs);
+    while (Clock::now() < end) {
+      for (int k = 0; k < 256; ++k)
+        if (zmq_send(p, payload.data(), payload.size(), 0) >= 0) ++n;
+      if (msgs_per_s > 0) {
+        const auto due = t0 + std::chrono::duration<double>(static_cast<double>(n) / msgs_per_s);
+        std::this_thread::sleep_until(std::min(due, end));
+      }
     }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let the pipes drain
+    return std::make_pair(n, delivered_now.load() - before);
+  };
+  double rate_used = 0;
+  if (search) {
+    // Highest rate with < 1 % loss: grow by 25 % until loss appears.
+    auto ok_at = [&](double r) {
+      auto [n, got] = trial(r, 1.0);
+      return static_cast<double>(got) >= 0.99 * static_cast<double>(n) * subscribers;
+    };
+    double best = 0, r = 100000;
+    while (r < 2e7 && ok_at(r)) {
+      best = r;
+      r *= 1.25;
+    }
+    // Then narrow the step between the last good and the first bad rate.
+    double lo = best, hi = r;
+    for (int i = 0; i < 3 && lo > 0; ++i) {
+      const double mid = (lo + hi) / 2;
+      if (ok_at(mid))
+        lo = mid;
+      else
+        hi = mid;
+    }
+    rate_used = lo > 0 ? lo : 100000;
   }
-  const double pub_secs = std::chrono::duration<double>(Clock::now() - start).count();
+  // The measured run: delivered counts what reached the subscribers during
+  // it (plus a short drain), so the search trials before it do not count.
+  auto [n_final, got_final] = trial(rate_used, seconds);
+  sent = n_final;
   publishing_done = true;
   for (auto& t : subs) t.join();
-  std::uint64_t total = 0;
-  double rate = 0;
-  for (int i = 0; i < subscribers; ++i) {
-    total += received[static_cast<std::size_t>(i)];
-    rate += rates[static_cast<std::size_t>(i)];
-  }
   const std::uint64_t expected = sent * static_cast<std::uint64_t>(subscribers);
+  const std::uint64_t lost = expected > got_final ? expected - got_final : 0;
   std::printf(
-      "system=zmq-proxy-curve size=%d subscribers=%d sent=%llu publish_rate=%.0f/s delivered=%llu "
+      "system=zmq-proxy-curve%s size=%d subscribers=%d sent=%llu publish_rate=%.0f/s "
+      "delivered=%llu "
       "delivered_rate=%.0f/s lost=%llu zap_denied=%llu\n",
-      size, subscribers, static_cast<unsigned long long>(sent),
-      static_cast<double>(sent) / pub_secs, static_cast<unsigned long long>(total), rate,
-      static_cast<unsigned long long>(expected - total),
+      search ? "-paced" : "", size, subscribers, static_cast<unsigned long long>(sent),
+      static_cast<double>(sent) / seconds, static_cast<unsigned long long>(got_final),
+      static_cast<double>(got_final) / seconds, static_cast<unsigned long long>(lost),
       static_cast<unsigned long long>(denied.load()));
   std::fflush(stdout);
   ::_exit(0);  // the proxy and ZAP threads block forever by design
