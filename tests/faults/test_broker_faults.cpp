@@ -141,7 +141,7 @@ TEST_CASE("1000 subscribers flapping while a publisher publishes: no stale sessi
               fd0, fd1, static_cast<unsigned long long>(publisher.sent()));
   // Stated bounds: RSS grows less than 20 MB over 1,000 cycles; FDs back to
   // the baseline within 5.
-  CHECK(rss1 - rss0 < 20 * 1024);
+  if (kRssMeaningful) CHECK(rss1 - rss0 < kRssGrowthBoundKb);
   CHECK(fd1 <= fd0 + 5);
   const auto counters = env.counters(*admin);
   CHECK(counters.sessions_opened() >= 1050 + 2);
@@ -151,7 +151,10 @@ TEST_CASE("1000 subscribers flapping while a publisher publishes: no stale sessi
   REQUIRE(fresh->subscribe({"sensors/#"}));
   CHECK(fresh->wait_deliver("sensors/load", 5000ms));
   publisher.stop();
+  fresh.reset();
   CHECK(env.broker.process().running());
+  // A clean exit (under the sanitizers: no leak reported at exit either).
+  CHECK(env.broker.stop() == 0);
 }
 
 TEST_CASE("a storm of unknown-key and plaintext peers gets nothing while a legitimate flow "

@@ -68,12 +68,17 @@ TEST_CASE("short soak: broker and agent RSS and FDs stay bounded under load", "[
       "messages to the viewer\n",
       b_rss0, b_rss1, b_rss_load, b_fd0, b_fd1, a_rss0, a_rss1, a_rss_load, a_fd0, a_fd1, churned,
       answered, static_cast<unsigned long long>(telemetry.load()));
-  CHECK(b_rss1 - b_rss0 < 20 * 1024);
-  CHECK(a_rss1 - a_rss0 < 20 * 1024);
+  if (kRssMeaningful) {
+    CHECK(b_rss1 - b_rss0 < kRssGrowthBoundKb);
+    CHECK(a_rss1 - a_rss0 < kRssGrowthBoundKb);
+  }
   CHECK(b_fd1 <= b_fd0 + 5);
   CHECK(a_fd1 <= a_fd0 + 5);
   CHECK(answered == churned);
   CHECK(telemetry > 100);
   CHECK(env.agent->running());
   CHECK(env.broker.process().running());
+  // Clean exits (under the sanitizers: no leak reported at exit either).
+  CHECK(env.agent->stop() == 0);
+  CHECK(env.broker.stop() == 0);
 }
