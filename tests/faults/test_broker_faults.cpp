@@ -254,6 +254,9 @@ TEST_CASE("a storm of unknown-key and plaintext peers gets nothing while a legit
       [&] {
         after = env.counters(*admin);
         // Generous: most attempts finish their handshake before they hang up.
+        // Raw TCP garbage is not required to count: libzmq drops a
+        // connection whose greeting is not ZMTP without a handshake event,
+        // so the broker's monitor sees only accept + disconnect for it.
         return after.auth_denied() - before.auth_denied() >=
                    static_cast<std::uint64_t>(curve_attempts / 2) &&
                after.handshake_failures() - before.handshake_failures() >=
