@@ -33,8 +33,6 @@
 
 namespace curvebus {
 
-namespace v1 = ::curvebus::v1;
-
 enum class ConnectionState { Idle, Connecting, Connected, Reconnecting, Closed };
 const char* connection_state_name(ConnectionState s);
 

@@ -16,8 +16,6 @@
 
 namespace curvebus {
 
-namespace v1 = ::curvebus::v1;
-
 // Default TCP port of the broker (the embedded default binds 127.0.0.1 on it).
 inline constexpr int kDefaultPort = 7690;
 inline constexpr const char* kDefaultEndpoint = "tcp://127.0.0.1:7690";
