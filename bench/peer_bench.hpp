@@ -1,0 +1,324 @@
+// What the reference-broker benchmarks (curvebus-bench-mqtt, curvebus-bench-nats)
+// share: options, the per-subscriber counters, the paced publisher loop, the
+// search for the highest rate with < 1 % loss (as bench/zmq_proxy.cpp --search
+// does it) and the one result line each run prints.
+//
+// A client plugs in a Publisher (send / flush / service) and feeds each
+// subscriber's payloads to its Sink from that subscriber's own thread.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace peer_bench {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  int size = 64;
+  int subscribers = 1;
+  double seconds = 5;
+  int port = 0;
+  bool tls = false;
+  std::string cafile;
+  bool search = false;
+  double latency_rate = 0;  // > 0: latency mode at this fixed rate
+
+  void add_to(CLI::App& app) {
+    app.add_option("--port", port, "Server port on 127.0.0.1")->required();
+    app.add_option("--size", size, "Payload bytes")->capture_default_str();
+    app.add_option("--subscribers", subscribers)->capture_default_str();
+    app.add_option("--seconds", seconds, "Length of the measured run")->capture_default_str();
+    app.add_flag("--tls", tls,
+                 "Connect with TLS (the server certificate checked against --cafile)");
+    app.add_option("--cafile", cafile, "CA certificate that signed the server's");
+    app.add_flag("--search", search,
+                 "Pace the publisher at the highest rate with < 1 % loss (found by short trials)");
+    app.add_option("--latency", latency_rate,
+                   "Latency mode: publish at this fixed rate (msg/s), timestamps in the payload, "
+                   "percentiles at the subscribers");
+  }
+  bool valid() const {
+    if (tls && cafile.empty()) {
+      std::fprintf(stderr, "bench: --tls needs --cafile\n");
+      return false;
+    }
+    if (size < 16 || subscribers < 1 || seconds <= 0) {
+      std::fprintf(stderr, "bench: --size >= 16, --subscribers >= 1, --seconds > 0\n");
+      return false;
+    }
+    return true;
+  }
+};
+
+inline std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// Payload layout: byte 0 is 'w' (warm-up probe) or 'x' (counted); bytes 1..8
+// carry the send time (steady_clock ns) in latency mode.
+constexpr char kWarm = 'w';
+constexpr char kData = 'x';
+
+// One subscriber's counters. Written only by that subscriber's thread; the
+// counter is atomic (and on its own cache line) so the driver may read it live.
+struct alignas(64) Sink {
+  std::atomic<std::uint64_t> received{0};
+  std::atomic<bool> ready{false};
+  std::vector<std::int64_t> latencies_ns;  // read by the driver only after the run
+  const std::atomic<bool>* recording = nullptr;
+
+  void on_payload(const char* p, std::size_t n) {
+    if (n == 0) return;
+    if (p[0] == kWarm) {
+      if (!ready.load(std::memory_order_relaxed)) ready.store(true, std::memory_order_release);
+      return;
+    }
+    received.store(received.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (n >= 9 && recording != nullptr && recording->load(std::memory_order_relaxed)) {
+      std::int64_t sent;
+      std::memcpy(&sent, p + 1, sizeof sent);
+      latencies_ns.push_back(now_ns() - sent);
+    }
+  }
+};
+
+struct Sinks {
+  std::vector<std::unique_ptr<Sink>> all;
+  std::atomic<bool> recording{false};
+
+  explicit Sinks(int n) {
+    for (int i = 0; i < n; ++i) {
+      all.push_back(std::make_unique<Sink>());
+      all.back()->recording = &recording;
+    }
+  }
+  Sink& operator[](int i) { return *all[static_cast<std::size_t>(i)]; }
+  std::uint64_t total() const {
+    std::uint64_t t = 0;
+    for (const auto& s : all) t += s->received.load(std::memory_order_relaxed);
+    return t;
+  }
+  bool all_ready() const {
+    for (const auto& s : all)
+      if (!s->ready.load(std::memory_order_acquire)) return false;
+    return true;
+  }
+  // Until the subscribers' counts stop moving (a backlog from the previous
+  // trial must not count in the next), at most `limit`.
+  void quiesce(std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) const {
+    const auto deadline = Clock::now() + limit;
+    std::uint64_t before = total();
+    while (Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const std::uint64_t now = total();
+      if (now == before) return;
+      before = now;
+    }
+  }
+};
+
+// The client's publishing side.
+class Publisher {
+ public:
+  virtual ~Publisher() = default;
+  // Queues or sends one message; false if the client refused it.
+  virtual bool send(const char* data, std::size_t n) = 0;
+  // Sends whatever the client buffers.
+  virtual void flush() {}
+  // Answers the server between pacing ticks (PING and the like).
+  virtual void service() {}
+};
+
+struct TrialResult {
+  std::uint64_t sent = 0;
+  std::uint64_t delivered = 0;
+  double seconds = 0;  // time spent publishing
+};
+
+class Driver {
+ public:
+  Driver(const Options& o, Publisher& pub, Sinks& sinks)
+      : o_(o), pub_(pub), sinks_(sinks), payload_(static_cast<std::size_t>(o.size), kData) {}
+
+  // Probes until every subscriber has seen a message end to end.
+  bool warm_up() {
+    std::string warm(static_cast<std::size_t>(o_.size), kWarm);
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (!sinks_.all_ready() && Clock::now() < deadline) {
+      pub_.send(warm.data(), warm.size());
+      pub_.flush();
+      pub_.service();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (!sinks_.all_ready()) {
+      std::fprintf(stderr, "bench: subscribers did not come up\n");
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    sinks_.quiesce();
+    return true;
+  }
+
+  // Publishes at `rate` msg/s (0: as fast as possible) for `secs`. In latency
+  // mode every message carries its send time and goes out at once; otherwise
+  // 256 messages per pacing tick.
+  TrialResult trial(double rate, double secs, bool latency) {
+    sinks_.quiesce();
+    const std::uint64_t before = sinks_.total();
+    TrialResult r;
+    const auto t0 = Clock::now();
+    const Clock::time_point end =
+        t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(secs));
+    const int per_tick = latency ? 1 : 256;
+    while (Clock::now() < end) {
+      for (int k = 0; k < per_tick; ++k) {
+        if (latency) {
+          const std::int64_t t = now_ns();
+          std::memcpy(payload_.data() + 1, &t, sizeof t);
+        }
+        if (pub_.send(payload_.data(), payload_.size())) ++r.sent;
+      }
+      pub_.flush();
+      pub_.service();
+      if (rate > 0) {
+        const auto due =
+            t0 + std::chrono::duration_cast<Clock::duration>(
+                     std::chrono::duration<double>(static_cast<double>(r.sent) / rate));
+        std::this_thread::sleep_until(std::min(due, end));
+      }
+    }
+    pub_.flush();
+    r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let the pipes drain
+    sinks_.quiesce();
+    r.delivered = sinks_.total() - before;
+    return r;
+  }
+
+  // Highest rate with < 1 % loss that the publisher also reaches (a publisher
+  // held back by TCP is not a rate the broker sustains): 1 s trials growing by
+  // 25 % (or halving when the first fails), then three bisection steps.
+  double search() {
+    const auto subs = static_cast<double>(o_.subscribers);
+    auto ok_at = [&](double rate) {
+      const TrialResult t = trial(rate, 1.0, false);
+      const bool ok =
+          static_cast<double>(t.delivered) >= 0.99 * static_cast<double>(t.sent) * subs &&
+          static_cast<double>(t.sent) >= 0.97 * rate * t.seconds;
+      std::fprintf(stderr, "bench: trial %.0f/s sent %llu delivered %llu -> %s\n", rate,
+                   static_cast<unsigned long long>(t.sent),
+                   static_cast<unsigned long long>(t.delivered), ok ? "ok" : "lossy");
+      return ok;
+    };
+    double lo = 0, hi = 0, r = 100000;
+    if (ok_at(r)) {
+      lo = r;
+      for (r *= 1.25; r < 2e7 && ok_at(r); r *= 1.25) lo = r;
+      hi = r;
+    } else {
+      hi = r;
+      for (r /= 2; r >= 1000; r /= 2) {
+        if (ok_at(r)) {
+          lo = r;
+          break;
+        }
+        hi = r;
+      }
+      if (lo == 0) return 1000;
+    }
+    for (int i = 0; i < 3; ++i) {
+      const double mid = (lo + hi) / 2;
+      if (ok_at(mid))
+        lo = mid;
+      else
+        hi = mid;
+    }
+    return lo;
+  }
+
+  // The whole run (warm-up, search or latency, the measured trial). The
+  // caller stops its subscribers, then calls report().
+  bool measure() {
+    if (!warm_up()) return false;
+    if (o_.latency_rate > 0) {
+      std::size_t per_sub = static_cast<std::size_t>(o_.latency_rate * o_.seconds * 1.2) + 1024;
+      for (auto& s : sinks_.all) s->latencies_ns.reserve(per_sub);
+      // One short unrecorded second first: connections and caches settle.
+      trial(o_.latency_rate, 1.0, true);
+      sinks_.recording = true;
+      result_ = trial(o_.latency_rate, o_.seconds, true);
+      sinks_.recording = false;
+      return true;
+    }
+    const double rate = o_.search ? search() : 0;
+    result_ = trial(rate, o_.seconds, false);
+    return true;
+  }
+
+  // Prints the one result line. `system` like "nats-tls"; `extra` is appended.
+  void report(const std::string& system, const std::string& extra = "") {
+    const TrialResult& t = result_;
+    if (o_.latency_rate > 0) {
+      print_latency(system, t, extra);
+      return;
+    }
+    const std::uint64_t expected = t.sent * static_cast<std::uint64_t>(o_.subscribers);
+    const std::uint64_t lost = expected > t.delivered ? expected - t.delivered : 0;
+    std::printf(
+        "system=%s%s size=%d subscribers=%d sent=%llu publish_rate=%.0f/s delivered=%llu "
+        "delivered_rate=%.0f/s lost=%llu loss=%.2f%%%s\n",
+        system.c_str(), o_.search ? "-paced" : "", o_.size, o_.subscribers,
+        static_cast<unsigned long long>(t.sent), static_cast<double>(t.sent) / o_.seconds,
+        static_cast<unsigned long long>(t.delivered), static_cast<double>(t.delivered) / o_.seconds,
+        static_cast<unsigned long long>(lost),
+        expected ? 100.0 * static_cast<double>(lost) / static_cast<double>(expected) : 0.0,
+        extra.c_str());
+    std::fflush(stdout);
+  }
+
+ private:
+  void print_latency(const std::string& system, const TrialResult& t, const std::string& extra) {
+    std::vector<std::int64_t> all;
+    for (auto& s : sinks_.all)
+      all.insert(all.end(), s->latencies_ns.begin(), s->latencies_ns.end());
+    std::sort(all.begin(), all.end());
+    auto pct = [&](double p) {
+      if (all.empty()) return 0.0;
+      const auto i = static_cast<std::size_t>(p * static_cast<double>(all.size() - 1));
+      return static_cast<double>(all[i]) / 1000.0;
+    };
+    const std::uint64_t expected = t.sent * static_cast<std::uint64_t>(o_.subscribers);
+    const std::uint64_t lost = expected > t.delivered ? expected - t.delivered : 0;
+    std::printf(
+        "system=%s-latency size=%d subscribers=%d rate=%.0f/s sent=%llu delivered=%llu lost=%llu "
+        "loss=%.2f%% p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f%s\n",
+        system.c_str(), o_.size, o_.subscribers, static_cast<double>(t.sent) / t.seconds,
+        static_cast<unsigned long long>(t.sent), static_cast<unsigned long long>(t.delivered),
+        static_cast<unsigned long long>(lost),
+        expected ? 100.0 * static_cast<double>(lost) / static_cast<double>(expected) : 0.0,
+        pct(0.50), pct(0.99), pct(0.999), all.empty() ? 0.0 : static_cast<double>(all.back()) / 1e3,
+        extra.c_str());
+    std::fflush(stdout);
+  }
+
+  const Options& o_;
+  Publisher& pub_;
+  Sinks& sinks_;
+  std::string payload_;
+  TrialResult result_;
+};
+
+}  // namespace peer_bench
