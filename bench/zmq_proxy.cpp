@@ -6,10 +6,15 @@
 //
 // Proxy, publisher and subscribers run in one process but on separate ZeroMQ
 // contexts (separate I/O threads), as separate processes would.
+//
+// --latency RATE: publish at a fixed RATE (msg/s) instead, with the send time
+// (steady_clock, ns) in the payload, and report one-way latency percentiles
+// over all subscribers; the first --warmup seconds are not counted.
 #include <zmq.h>
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +27,17 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+double percentile(const std::vector<std::int64_t>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  auto rank = static_cast<std::size_t>(p / 100.0 * static_cast<double>(sorted.size()));
+  return static_cast<double>(sorted[std::min(rank, sorted.size() - 1)]);
+}
 
 struct Keys {
   char pub[41], sec[41];
@@ -103,7 +119,13 @@ int main(int argc, char** argv) {
   bool search = false;
   app.add_flag("--search", search,
                "Pace the publisher at the highest rate with < 1 % loss (found by short trials)");
+  double latency_rate = 0, warmup = 1;
+  app.add_option("--latency", latency_rate,
+                 "Publish at this fixed rate (msg/s) and report one-way latency percentiles");
+  app.add_option("--warmup", warmup, "Latency mode: seconds published first, not counted")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (latency_rate > 0) size = std::max(size, 16);
 
   const Keys server = keypair(), pub_keys = keypair(), sub_keys = keypair();
   std::set<std::string> allowed{raw_key(pub_keys.pub), raw_key(sub_keys.pub)};
@@ -140,6 +162,7 @@ int main(int argc, char** argv) {
   std::atomic<bool> publishing_done{false};
   std::atomic<int> ready{0};
   std::vector<std::uint64_t> received(static_cast<std::size_t>(subscribers), 0);
+  std::vector<std::vector<std::int64_t>> latency_ns(static_cast<std::size_t>(subscribers));
   std::atomic<std::uint64_t> delivered_now{0};  // all subscribers, live
   std::vector<std::thread> subs;
   for (int i = 0; i < subscribers; ++i) {
@@ -171,6 +194,11 @@ int main(int argc, char** argv) {
             ++ready;
           }
           continue;
+        }
+        if (buf[0] == 'm' && r >= 16) {  // latency mode, measured publication
+          std::int64_t sent_ns = 0;
+          std::memcpy(&sent_ns, buf.data() + 8, 8);
+          latency_ns[static_cast<std::size_t>(i)].push_back(now_ns() - sent_ns);
         }
         if (n == 0) first = now;
         last = now;
@@ -220,6 +248,40 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let the pipes drain
     return std::make_pair(n, delivered_now.load() - before);
   };
+  if (latency_rate > 0) {
+    // Fixed schedule: sleep until the next slot, send a late slot at once.
+    const auto warm_count = static_cast<std::uint64_t>(warmup * latency_rate);
+    const auto total = warm_count + static_cast<std::uint64_t>(seconds * latency_rate);
+    std::string msg(static_cast<std::size_t>(size), 'x');
+    const auto period = std::chrono::duration<double>(1.0 / latency_rate);
+    const auto t0 = Clock::now();
+    for (std::uint64_t i = 0; i < total; ++i) {
+      const auto due =
+          t0 + std::chrono::duration_cast<Clock::duration>(period * static_cast<double>(i));
+      if (Clock::now() < due) std::this_thread::sleep_until(due);
+      msg[0] = i < warm_count ? 'u' : 'm';
+      const std::int64_t t = now_ns();
+      std::memcpy(msg.data() + 8, &t, 8);
+      zmq_send(p, msg.data(), msg.size(), 0);
+    }
+    const double pub_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    publishing_done = true;
+    for (auto& t : subs) t.join();
+    std::vector<std::int64_t> all;
+    for (const auto& v : latency_ns) all.insert(all.end(), v.begin(), v.end());
+    std::sort(all.begin(), all.end());
+    const std::uint64_t expected = (total - warm_count) * static_cast<std::uint64_t>(subscribers);
+    std::printf(
+        "system=zmq-proxy-curve size=%d subscribers=%d rate=%.0f achieved_rate=%.0f samples=%zu "
+        "lost=%llu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f zap_denied=%llu\n",
+        size, subscribers, latency_rate, static_cast<double>(total) / pub_seconds, all.size(),
+        static_cast<unsigned long long>(expected > all.size() ? expected - all.size() : 0),
+        percentile(all, 50) / 1e3, percentile(all, 99) / 1e3, percentile(all, 99.9) / 1e3,
+        all.empty() ? 0.0 : static_cast<double>(all.back()) / 1e3,
+        static_cast<unsigned long long>(denied.load()));
+    std::fflush(stdout);
+    ::_exit(0);
+  }
   double rate_used = 0;
   if (search) {
     // Highest rate with < 1 % loss: grow by 25 % until loss appears.
