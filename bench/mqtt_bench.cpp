@@ -29,6 +29,7 @@ struct Client {
   peer_bench::Sink* sink = nullptr;
   std::atomic<int> connack{-1};
   std::atomic<bool> subscribed{false};
+  std::atomic<int> disconnect_rc{-1};  // set when the connection drops
   bool subscriber = false;
 };
 
@@ -40,6 +41,10 @@ void on_connect(mosquitto* m, void* obj, int rc) {
 
 void on_subscribe(mosquitto*, void* obj, int, int, const int*) {
   static_cast<Client*>(obj)->subscribed = true;
+}
+
+void on_disconnect(mosquitto*, void* obj, int rc) {
+  static_cast<Client*>(obj)->disconnect_rc = rc;
 }
 
 void on_message(mosquitto*, void* obj, const mosquitto_message* msg) {
@@ -62,6 +67,7 @@ bool start(Client& c, const peer_bench::Options& o, bool latency) {
   mosquitto_connect_callback_set(c.m, on_connect);
   mosquitto_subscribe_callback_set(c.m, on_subscribe);
   mosquitto_message_callback_set(c.m, on_message);
+  mosquitto_disconnect_callback_set(c.m, on_disconnect);
   if (o.tls) {
     int rc = mosquitto_tls_set(c.m, o.cafile.c_str(), nullptr, nullptr, nullptr, nullptr);
     if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_insecure_set(c.m, false);
@@ -86,10 +92,16 @@ bool start(Client& c, const peer_bench::Options& o, bool latency) {
       std::fprintf(stderr, "bench: CONNACK: %s\n", mosquitto_connack_string(c.connack.load()));
       return false;
     }
+    if (c.disconnect_rc.load() >= 0) {
+      std::fprintf(stderr, "bench: connection closed before SUBACK: %s\n",
+                   mosquitto_strerror(c.disconnect_rc.load()));
+      return false;
+    }
     if (c.connack.load() == 0 && (!c.subscriber || c.subscribed.load())) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  std::fprintf(stderr, "bench: no CONNACK/SUBACK within 5 s\n");
+  std::fprintf(stderr, "bench: no CONNACK/SUBACK within 5 s%s\n",
+               o.tls ? " (does --cafile sign the server's certificate?)" : "");
   return false;
 }
 
