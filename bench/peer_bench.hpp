@@ -304,6 +304,8 @@ class Driver {
   }
 
  private:
+  // Same line and percentile method as bench/latency.cpp and zmq_proxy.cpp
+  // --latency (rank = p x samples, clamped), with loss and delivered_rate.
   void print_latency(const std::string& system, const TrialResult& t, const std::string& extra) {
     std::vector<std::int64_t> all;
     for (auto& s : sinks_.all)
@@ -311,21 +313,20 @@ class Driver {
     std::sort(all.begin(), all.end());
     auto pct = [&](double p) {
       if (all.empty()) return 0.0;
-      const auto i = static_cast<std::size_t>(p * static_cast<double>(all.size() - 1));
-      return static_cast<double>(all[i]) / 1000.0;
+      auto rank = static_cast<std::size_t>(p / 100.0 * static_cast<double>(all.size()));
+      if (rank >= all.size()) rank = all.size() - 1;
+      return static_cast<double>(all[rank]) / 1e3;
     };
     const std::uint64_t expected = t.sent * static_cast<std::uint64_t>(o_.subscribers);
     const std::uint64_t lost = expected > t.delivered ? expected - t.delivered : 0;
     std::printf(
-        "system=%s-latency size=%d subscribers=%d rate=%.0f/s sent=%llu delivered=%llu "
-        "delivered_rate=%.0f/s lost=%llu loss=%.2f%% p50_us=%.1f p99_us=%.1f p999_us=%.1f "
-        "max_us=%.1f%s\n",
-        system.c_str(), o_.size, o_.subscribers, static_cast<double>(t.sent) / t.seconds,
-        static_cast<unsigned long long>(t.sent), static_cast<unsigned long long>(t.delivered),
-        static_cast<double>(t.delivered) / t.seconds, static_cast<unsigned long long>(lost),
+        "system=%s size=%d subscribers=%d rate=%.0f achieved_rate=%.0f samples=%zu lost=%llu "
+        "loss=%.2f%% delivered_rate=%.0f/s p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f%s\n",
+        system.c_str(), o_.size, o_.subscribers, o_.latency_rate,
+        static_cast<double>(t.sent) / t.seconds, all.size(), static_cast<unsigned long long>(lost),
         expected ? 100.0 * static_cast<double>(lost) / static_cast<double>(expected) : 0.0,
-        pct(0.50), pct(0.99), pct(0.999), all.empty() ? 0.0 : static_cast<double>(all.back()) / 1e3,
-        extra.c_str());
+        static_cast<double>(t.delivered) / t.seconds, pct(50), pct(99), pct(99.9),
+        all.empty() ? 0.0 : static_cast<double>(all.back()) / 1e3, extra.c_str());
     std::fflush(stdout);
   }
 
