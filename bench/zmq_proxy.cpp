@@ -10,6 +10,13 @@
 // --latency RATE: publish at a fixed RATE (msg/s) instead, with the send time
 // (steady_clock, ns) in the payload, and report one-way latency percentiles
 // over all subscribers; the first --warmup seconds are not counted.
+//
+// --serve INFO: run only the proxy (with --heartbeat-ms, ZMTP heartbeats on its
+// sockets) and write INFO = "xsub-endpoint xpub-endpoint server-public
+// client-public client-secret"; INFO.count holds the number of completed
+// CURVE handshakes on the XPUB side (a socket monitor), rewritten on change.
+// --hold N --info INFO: in another process, hold N idle CURVE SUB connections
+// to that proxy (at most --inflight handshakes outstanding) until SIGTERM.
 #include <zmq.h>
 #include <CLI/CLI.hpp>
 
@@ -17,8 +24,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -105,6 +114,104 @@ void zap_handler(void* ctx, const std::set<std::string>& allowed,
   }
 }
 
+// Counts completed CURVE handshakes minus disconnections on `s` into
+// `path` (written through a rename, at most every 100 ms, when it changes).
+void count_handshakes(void* ctx, void* s, const std::string& path) {
+  zmq_socket_monitor(s, "inproc://bench-monitor",
+                     ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
+  void* mon = zmq_socket(ctx, ZMQ_PAIR);
+  zmq_connect(mon, "inproc://bench-monitor");
+  const int timeout = 100;
+  zmq_setsockopt(mon, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  long count = 0, written = -1;
+  while (true) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, mon, 0) >= 0) {
+      std::uint16_t event = 0;
+      if (zmq_msg_size(&m) >= 2) std::memcpy(&event, zmq_msg_data(&m), 2);
+      zmq_msg_close(&m);
+      recv_string(mon);  // the endpoint part
+      count += event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED ? 1 : -1;
+      continue;  // drain bursts before writing
+    }
+    zmq_msg_close(&m);
+    if (count != written) {
+      std::ofstream(path + ".tmp") << count << "\n";
+      std::rename((path + ".tmp").c_str(), path.c_str());
+      written = count;
+    }
+  }
+}
+
+long read_count(const std::string& path) {
+  long n = 0;
+  std::ifstream in(path);
+  in >> n;
+  return n;
+}
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) {
+  g_stop = true;
+}
+
+// --hold: N idle SUB connections to a --serve proxy, described by `info`.
+int hold(const std::string& info, int n, int inflight, int heartbeat_ms) {
+  std::ifstream in(info);
+  std::string in_addr, out_addr, server_pub, client_pub, client_sec;
+  if (!(in >> in_addr >> out_addr >> server_pub >> client_pub >> client_sec)) {
+    std::fprintf(stderr, "bench: cannot read %s\n", info.c_str());
+    return 1;
+  }
+  Keys server{}, client{};
+  std::memcpy(server.pub, server_pub.data(), 40);
+  std::memcpy(client.pub, client_pub.data(), 40);
+  std::memcpy(client.sec, client_sec.data(), 40);
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
+  void* ctx = zmq_ctx_new();
+  zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, n + 64);
+  const std::string count_file = info + ".count";
+  const long base = read_count(count_file);
+  std::vector<void*> socks;
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::seconds(180);
+  long done = 0;
+  while (!g_stop && Clock::now() < deadline) {
+    done = read_count(count_file) - base;
+    if (done >= n) break;
+    while (static_cast<long>(socks.size()) < n &&
+           static_cast<long>(socks.size()) - done < inflight) {
+      void* s = zmq_socket(ctx, ZMQ_SUB);
+      if (!s) {
+        std::fprintf(stderr, "bench: zmq_socket: %s\n", zmq_strerror(zmq_errno()));
+        g_stop = true;
+        break;
+      }
+      const int zero = 0;
+      zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+      set_curve_client(s, server, client);
+      if (heartbeat_ms > 0) {
+        const int timeout = 3 * heartbeat_ms;
+        zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &heartbeat_ms, sizeof heartbeat_ms);
+        zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+      }
+      zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+      zmq_connect(s, out_addr.c_str());
+      socks.push_back(s);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::printf("peers=%d registered=%ld connect_s=%.1f\n", n, std::min<long>(done, n),
+              std::chrono::duration<double>(Clock::now() - start).count());
+  std::fflush(stdout);
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::printf("final connected=%ld\n", read_count(count_file) - base);
+  std::fflush(stdout);
+  ::_exit(0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,8 +231,18 @@ int main(int argc, char** argv) {
                  "Publish at this fixed rate (msg/s) and report one-way latency percentiles");
   app.add_option("--warmup", warmup, "Latency mode: seconds published first, not counted")
       ->capture_default_str();
+  std::string serve_info, hold_info;
+  int hold_n = 0, inflight = 200, heartbeat_ms = 0;
+  app.add_option("--serve", serve_info, "Run only the proxy; write its endpoints and keys here");
+  app.add_option("--hold", hold_n, "Hold this many idle SUB connections to a --serve proxy");
+  app.add_option("--info", hold_info, "--hold: the --serve proxy's info file");
+  app.add_option("--inflight", inflight, "--hold: outstanding handshakes")->capture_default_str();
+  app.add_option("--heartbeat-ms", heartbeat_ms,
+                 "--serve/--hold: ZMTP heartbeat interval (0 = off)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (latency_rate > 0) size = std::max(size, 16);
+  if (hold_n > 0) return hold(hold_info, hold_n, inflight, heartbeat_ms);
 
   const Keys server = keypair(), pub_keys = keypair(), sub_keys = keypair();
   std::set<std::string> allowed{raw_key(pub_keys.pub), raw_key(sub_keys.pub)};
@@ -142,6 +259,13 @@ int main(int argc, char** argv) {
   for (void* s : {xsub, xpub}) {
     set_curve_server(s, server);
     set_hwm(s, hwm);
+    const int backlog = 4096;  // as the curvebus broker
+    zmq_setsockopt(s, ZMQ_BACKLOG, &backlog, sizeof backlog);
+    if (heartbeat_ms > 0) {
+      const int timeout = 3 * heartbeat_ms;
+      zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &heartbeat_ms, sizeof heartbeat_ms);
+      zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+    }
   }
   const std::string in_ep = port ? "tcp://127.0.0.1:" + std::to_string(port) : "tcp://127.0.0.1:*";
   const std::string out_ep =
@@ -155,6 +279,15 @@ int main(int argc, char** argv) {
   zmq_getsockopt(xsub, ZMQ_LAST_ENDPOINT, in_addr, &len);
   len = sizeof out_addr;
   zmq_getsockopt(xpub, ZMQ_LAST_ENDPOINT, out_addr, &len);
+  if (!serve_info.empty()) {
+    std::thread counter([&] { count_handshakes(proxy_ctx, xpub, serve_info + ".count"); });
+    counter.detach();
+    std::ofstream(serve_info + ".tmp") << in_addr << " " << out_addr << " " << server.pub << " "
+                                       << sub_keys.pub << " " << sub_keys.sec << "\n";
+    std::rename((serve_info + ".tmp").c_str(), serve_info.c_str());
+    zmq_proxy(xsub, xpub, nullptr);  // until killed
+    return 0;
+  }
   std::thread proxy([&] { zmq_proxy(xsub, xpub, nullptr); });
   proxy.detach();
 
