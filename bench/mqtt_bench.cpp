@@ -4,8 +4,11 @@
 // delivered msg/s counted at the subscribers, loss reported; or latency
 // percentiles at a fixed rate.
 //
-// The publisher calls mosquitto_publish from the pacing thread; libmosquitto's
-// loop thread (mosquitto_loop_start) writes the queued packets.
+// The publisher has no network thread by default: mosquitto_publish then
+// writes from the pacing thread itself, so TCP back-pressure reaches it and no
+// thread wake-up is paid per message (on 2 cores that matters). With
+// --pub-thread it uses mosquitto_loop_start like the subscribers; libmosquitto
+// then queues without bound, and what is still queued at the end counts as lost.
 #include <mosquitto.h>
 #include <CLI/CLI.hpp>
 
@@ -31,6 +34,7 @@ struct Client {
   std::atomic<bool> subscribed{false};
   std::atomic<int> disconnect_rc{-1};  // set when the connection drops
   bool subscriber = false;
+  bool threaded = true;  // false: no network thread, the owner drives mosquitto_loop
 };
 
 void on_connect(mosquitto* m, void* obj, int rc) {
@@ -81,7 +85,7 @@ bool start(Client& c, const peer_bench::Options& o, bool latency) {
     std::fprintf(stderr, "bench: connect: %s\n", mosquitto_strerror(rc));
     return false;
   }
-  rc = mosquitto_loop_start(c.m);
+  rc = c.threaded ? mosquitto_loop_start(c.m) : MOSQ_ERR_SUCCESS;
   if (rc != MOSQ_ERR_SUCCESS) {
     std::fprintf(stderr, "bench: loop_start: %s\n", mosquitto_strerror(rc));
     return false;
@@ -98,7 +102,10 @@ bool start(Client& c, const peer_bench::Options& o, bool latency) {
       return false;
     }
     if (c.connack.load() == 0 && (!c.subscriber || c.subscribed.load())) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (c.threaded)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    else
+      mosquitto_loop(c.m, 5, 1);
   }
   std::fprintf(stderr, "bench: no CONNACK/SUBACK within 5 s%s\n",
                o.tls ? " (does --cafile sign the server's certificate?)" : "");
@@ -108,21 +115,33 @@ bool start(Client& c, const peer_bench::Options& o, bool latency) {
 void stop(Client& c) {
   if (c.m == nullptr) return;
   mosquitto_disconnect(c.m);
-  mosquitto_loop_stop(c.m, false);
+  if (c.threaded)
+    mosquitto_loop_stop(c.m, false);
+  else
+    mosquitto_loop(c.m, 10, 1);
   mosquitto_destroy(c.m);
   c.m = nullptr;
 }
 
 class MqttPublisher : public peer_bench::Publisher {
  public:
-  explicit MqttPublisher(mosquitto* m) : m_(m) {}
+  MqttPublisher(mosquitto* m, bool threaded) : m_(m), threaded_(threaded) {}
   bool send(const char* data, std::size_t n) override {
     return mosquitto_publish(m_, nullptr, kTopic, static_cast<int>(n), data, 0, false) ==
            MOSQ_ERR_SUCCESS;
   }
+  // Without a network thread, what the socket did not take yet is written
+  // here, and keepalive and the broker's packets are handled.
+  void flush() override {
+    if (!threaded_ && mosquitto_want_write(m_)) mosquitto_loop_write(m_, 1);
+  }
+  void service() override {
+    if (!threaded_) mosquitto_loop(m_, 0, 1);
+  }
 
  private:
   mosquitto* m_;
+  bool threaded_;
 };
 
 }  // namespace
@@ -131,6 +150,10 @@ int main(int argc, char** argv) {
   peer_bench::Options o;
   CLI::App app{"curvebus-bench-mqtt: Mosquitto QoS 0, 1 publisher -> N subscribers, on 127.0.0.1"};
   o.add_to(app);
+  bool pub_thread = false;
+  app.add_flag("--pub-thread", pub_thread,
+               "Publisher with libmosquitto's network thread (mosquitto_loop_start) instead of "
+               "writing from the publishing thread");
   CLI11_PARSE(app, argc, argv);
   if (!o.valid()) return 1;
   const bool latency = o.latency_rate > 0;
@@ -146,10 +169,11 @@ int main(int argc, char** argv) {
     ok = start(*subs.back(), o, latency);
   }
   Client pc;
+  pc.threaded = pub_thread;
   ok = ok && start(pc, o, latency);
   bool measured = false;
   if (ok) {
-    MqttPublisher pub(pc.m);
+    MqttPublisher pub(pc.m, pc.threaded);
     peer_bench::Driver driver(o, pub, sinks);
     measured = driver.measure();
     for (auto& s : subs) stop(*s);
