@@ -34,6 +34,7 @@ extern "C" void on_signal(int) {
 struct Totals {
   std::atomic<std::uint64_t> created{0}, registered{0}, errors{0}, expired{0}, pings{0},
       heartbeats_in{0}, heartbeats_out{0};
+  std::atomic<long> worst_quiet_ms{0};  // longest time a registered peer sent nothing
 };
 
 struct IdlePeer {
@@ -41,7 +42,6 @@ struct IdlePeer {
   zmq::socket_t socket;
   Clock::time_point last_sent;
   bool registered = false;
-  bool dead = false;
 };
 
 void run_thread(int n, const std::string& endpoint, const std::string& server, const KeyPair& keys,
@@ -106,9 +106,18 @@ void run_thread(int n, const std::string& endpoint, const std::string& server, c
             ++totals.heartbeats_in;
           } else if (o.has_error()) {
             ++totals.errors;
-            if (o.error().code() == v1::ERROR_SESSION_EXPIRED && !p.dead) {
-              p.dead = true;
+            if (o.error().code() == v1::ERROR_SESSION_EXPIRED && p.registered) {
+              // The broker timed this peer out: count it and register again,
+              // as a client would (docs/protocol.md §4).
+              p.registered = false;
+              --registered;
+              --totals.registered;
               ++totals.expired;
+              v1::Op op;
+              op.mutable_register_()->set_request_id(2);
+              op.mutable_register_()->set_client_name("curvebus-bench-idle");
+              op.mutable_register_()->set_heartbeat_ms(heartbeat_ms);
+              send_op(p, op);
             }
             if (totals.errors <= 5)
               std::fprintf(stderr, "idle-peers: broker error %s: %s\n",
@@ -124,6 +133,9 @@ void run_thread(int n, const std::string& endpoint, const std::string& server, c
       const auto quiet = std::chrono::milliseconds(interval_ms);
       for (auto& p : peers) {
         if (!p->registered || now - p->last_sent < quiet) continue;
+        const long q = static_cast<long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(now - p->last_sent).count());
+        if (q > totals.worst_quiet_ms) totals.worst_quiet_ms = q;
         v1::Op hb;
         hb.mutable_heartbeat();
         send_op(*p, hb);
@@ -192,13 +204,14 @@ int main(int argc, char** argv) {
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   for (auto& t : pool) t.join();
   std::printf(
-      "final registered=%llu expired=%llu errors=%llu pings_answered=%llu heartbeats_in=%llu "
-      "heartbeats_out=%llu\n",
+      "final registered=%llu expired_and_reregistered=%llu errors=%llu pings_answered=%llu "
+      "heartbeats_in=%llu "
+      "heartbeats_out=%llu worst_quiet_ms=%ld\n",
       static_cast<unsigned long long>(totals.registered.load()),
       static_cast<unsigned long long>(totals.expired.load()),
       static_cast<unsigned long long>(totals.errors.load()),
       static_cast<unsigned long long>(totals.pings.load()),
       static_cast<unsigned long long>(totals.heartbeats_in.load()),
-      static_cast<unsigned long long>(totals.heartbeats_out.load()));
+      static_cast<unsigned long long>(totals.heartbeats_out.load()), totals.worst_quiet_ms.load());
   return 0;
 }

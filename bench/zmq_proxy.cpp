@@ -157,7 +157,7 @@ extern "C" void on_signal(int) {
 }
 
 // --hold: N idle SUB connections to a --serve proxy, described by `info`.
-int hold(const std::string& info, int n, int inflight, int heartbeat_ms) {
+int hold(const std::string& info, int n, int inflight, int heartbeat_ms, double connect_timeout) {
   std::ifstream in(info);
   std::string in_addr, out_addr, server_pub, client_pub, client_sec;
   if (!(in >> in_addr >> out_addr >> server_pub >> client_pub >> client_sec)) {
@@ -176,7 +176,8 @@ int hold(const std::string& info, int n, int inflight, int heartbeat_ms) {
   const long base = read_count(count_file);
   std::vector<void*> socks;
   const auto start = Clock::now();
-  const auto deadline = start + std::chrono::seconds(180);
+  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(connect_timeout));
   long done = 0;
   while (!g_stop && Clock::now() < deadline) {
     done = read_count(count_file) - base;
@@ -236,13 +237,15 @@ int main(int argc, char** argv) {
   app.add_option("--serve", serve_info, "Run only the proxy; write its endpoints and keys here");
   app.add_option("--hold", hold_n, "Hold this many idle SUB connections to a --serve proxy");
   app.add_option("--info", hold_info, "--hold: the --serve proxy's info file");
+  double connect_timeout = 120;
+  app.add_option("--connect-timeout", connect_timeout, "--hold: seconds")->capture_default_str();
   app.add_option("--inflight", inflight, "--hold: outstanding handshakes")->capture_default_str();
   app.add_option("--heartbeat-ms", heartbeat_ms,
                  "--serve/--hold: ZMTP heartbeat interval (0 = off)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (latency_rate > 0) size = std::max(size, 16);
-  if (hold_n > 0) return hold(hold_info, hold_n, inflight, heartbeat_ms);
+  if (hold_n > 0) return hold(hold_info, hold_n, inflight, heartbeat_ms, connect_timeout);
 
   const Keys server = keypair(), pub_keys = keypair(), sub_keys = keypair();
   std::set<std::string> allowed{raw_key(pub_keys.pub), raw_key(sub_keys.pub)};
