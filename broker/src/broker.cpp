@@ -161,6 +161,7 @@ Status Core::start() {
       config_.heartbeat_ms, config_.max_message_bytes, config_.max_subscriptions,
       config_.publish_rate, config_.publish_burst, config_.queue_limit, config_.queue_limit_bytes,
       config_.history_depth, config_.max_topics, config_.stats_interval_s);
+  load_retained();
   next_stats_ms_ = config_.stats_interval_s ? steady_ms() + config_.stats_interval_s * 1000LL : 0;
   started_ = true;
   return Status::Ok();
@@ -179,6 +180,7 @@ long Core::poll_timeout_ms(std::int64_t now) const {
   std::int64_t due = now + kMaxPollMs;
   if (!timers_.empty()) due = std::min(due, timers_.top().first);
   if (next_stats_ms_) due = std::min(due, next_stats_ms_);
+  if (retained_dirty_) due = std::min(due, next_retained_save_ms_);
   if (!backlogged_.empty()) due = std::min(due, now + kBacklogRetryMs);
   return static_cast<long>(std::max<std::int64_t>(0, due - now));
 }
@@ -235,6 +237,7 @@ int Core::run() {
       const std::int64_t now = steady_ms();
       run_liveness(now);
       run_stats(now);
+      if (retained_dirty_ && now >= next_retained_save_ms_) save_retained();
       flush_all();
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
@@ -243,6 +246,7 @@ int Core::run() {
     }
   }
   spdlog::info("broker stopping sessions={} topics={}", sessions_.size(), topics_.size());
+  if (retained_dirty_) save_retained();
   zmq_socket_monitor(router_.handle(), nullptr, 0);
   monitor_.close();
   router_.close();

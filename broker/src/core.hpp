@@ -95,6 +95,7 @@ struct Counters {
   std::uint64_t malformed = 0, oversized = 0, rate_limited = 0, handshake_failures = 0;
   std::uint64_t auth_denied = 0, sessions_opened = 0, sessions_timed_out = 0, frames_out = 0;
   std::uint64_t not_admin = 0;
+  std::uint64_t retained_saves = 0, retained_save_failures = 0;
 };
 
 // Why a session ended; the presence reason.
@@ -185,6 +186,13 @@ class Core {
   void fill_client_info(const Session& s, v1::ClientInfo& info) const;
   void run_stats(std::int64_t now);
 
+  // ---- retained values on disk (retained_store.cpp)
+  void load_retained();
+  void save_retained();
+  bool persisting() const {
+    return config_.retained_sync_ms != 0 && !config_.retained_file.empty();
+  }
+
   // ---- admin actions (handle_admin.cpp)
   std::size_t revoke_name(const std::string& name);
   std::size_t kick_name(const std::string& name);
@@ -228,6 +236,8 @@ class Core {
   std::vector<std::uint64_t> dirty_;
   std::unordered_set<std::uint64_t> backlogged_;
   std::int64_t next_stats_ms_ = 0;
+  bool retained_dirty_ = false;
+  std::int64_t next_retained_save_ms_ = 0;
 
   Counters counters_;
   std::uint32_t connections_ = 0;

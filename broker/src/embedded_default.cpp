@@ -63,6 +63,7 @@ Status prepare_home(Config& c, std::vector<std::string>& log) {
   if (default_keys) c.keys_dir = c.home + "/keys";
   if (default_acl) c.acl_path = c.home + "/acl.toml";
   if (c.endpoint_file.empty()) c.endpoint_file = c.home + "/endpoint";
+  if (c.retained_file.empty()) c.retained_file = c.home + "/retained.pb";
   if (Status s = make_dir(c.home); !s) return s;
 
   if (default_keys && !exists(c.keys_dir + "/broker_secret")) {

@@ -23,6 +23,8 @@ void Core::fill_counters(v1::Counters& c) const {
   c.set_sessions_opened(k.sessions_opened);
   c.set_sessions_timed_out(k.sessions_timed_out);
   c.set_frames_out(k.frames_out);
+  c.set_retained_saves(k.retained_saves);
+  c.set_retained_save_failures(k.retained_save_failures);
 }
 
 void Core::fill_status(v1::BrokerStatus& st) const {

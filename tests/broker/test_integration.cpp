@@ -382,6 +382,75 @@ TEST_CASE("want_retained delivers the retained value marked retained", "[broker]
   CHECK_FALSE(sub->wait_deliver("sensors/plain", 300ms));
 }
 
+TEST_CASE("retained values survive a clean restart with their seq; cleared ones stay cleared",
+          "[broker][integration]") {
+  BrokerEnv env(standard_clients());
+  REQUIRE(env.started);
+  {
+    auto pub = env.registered("pub");
+    REQUIRE(pub->publish("sensors/door", "open", true, true));
+    REQUIRE(pub->publish("sensors/door", "closed", true, true));
+    REQUIRE(pub->publish("sensors/window", "open", true, true));
+    REQUIRE(pub->publish("sensors/window", "", true, true));  // clears it
+    REQUIRE(pub->publish("sensors/plain", "not retained", true, false));
+  }
+  REQUIRE(env.broker.stop() == 0);  // a clean stop writes what changed last
+  REQUIRE(env.broker.restart());
+  auto sub = env.registered("sub");
+  REQUIRE(sub->subscribe({"sensors/#"}, true));
+  auto d = sub->wait_deliver("sensors/door");
+  REQUIRE(d);
+  CHECK(d->payload() == "closed");
+  CHECK(d->retained());
+  CHECK(d->seq() == 2);
+  CHECK(d->publisher() == "pub");
+  CHECK_FALSE(sub->wait_deliver("sensors/window", 300ms));
+  CHECK_FALSE(sub->wait_deliver("sensors/plain", 100ms));
+  // PULL sees it too, and new publications continue the topic's seq.
+  auto latest = sub->pull("sensors/door");
+  REQUIRE(latest);
+  REQUIRE(latest->pull_reply().messages_size() == 1);
+  CHECK(latest->pull_reply().messages(0).payload() == "closed");
+  auto pub = env.registered("pub");
+  auto ack = pub->publish("sensors/door", "ajar", true, true);
+  REQUIRE(ack);
+  REQUIRE(ack->has_puback());
+  CHECK(ack->puback().seq() == 3);
+}
+
+TEST_CASE("an unreadable retained file is set aside and the broker starts empty",
+          "[broker][integration]") {
+  BrokerEnv env(standard_clients());
+  REQUIRE(env.started);
+  REQUIRE(env.broker.stop() == 0);
+  const std::string file = env.broker.dir() + "/retained.pb";
+  {
+    std::ofstream out(file, std::ios::binary);
+    out << "\xff\xff\xff garbage, not a RetainedStore";
+  }
+  REQUIRE(env.broker.restart());
+  auto sub = env.registered("sub");
+  REQUIRE(sub->subscribe({"sensors/#"}, true));
+  CHECK_FALSE(sub->wait_deliver("sensors/door", 300ms));
+  CHECK(read_file(file + ".bad").find("garbage") != std::string::npos);
+  CHECK(env.log().find("unreadable") != std::string::npos);
+}
+
+TEST_CASE("retained_sync_ms 0 keeps retained values in memory only", "[broker][integration]") {
+  BrokerEnv env(standard_clients(), {"--retained-sync-ms", "0"});
+  REQUIRE(env.started);
+  {
+    auto pub = env.registered("pub");
+    REQUIRE(pub->publish("sensors/door", "open", true, true));
+  }
+  REQUIRE(env.broker.stop() == 0);
+  REQUIRE(env.broker.restart({"--retained-sync-ms", "0"}));
+  auto sub = env.registered("sub");
+  REQUIRE(sub->subscribe({"sensors/#"}, true));
+  CHECK_FALSE(sub->wait_deliver("sensors/door", 300ms));
+  CHECK(read_file(env.broker.dir() + "/retained.pb").empty());
+}
+
 TEST_CASE("a slow subscriber loses deliveries, counted, while others get everything",
           "[broker][integration]") {
   BrokerEnv env(standard_clients(), {"--queue-limit", "1000"});

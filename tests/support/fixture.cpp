@@ -34,7 +34,9 @@ BrokerHarness::BrokerHarness(std::string broker_bin, std::string dir)
   if (!s) throw std::runtime_error(s.message());
 }
 
-BrokerHarness::~BrokerHarness() { stop(); }
+BrokerHarness::~BrokerHarness() {
+  stop();
+}
 
 KeyPair BrokerHarness::add_client(const ClientSpec& spec) {
   KeyPair kp = generate_keypair();
@@ -89,7 +91,9 @@ bool BrokerHarness::start(const std::vector<std::string>& extra_args) {
                                    "--bind",
                                    endpoint_.empty() ? "tcp://127.0.0.1:*" : endpoint_,
                                    "--endpoint-file",
-                                   endpoint_file};
+                                   endpoint_file,
+                                   "--retained-file",
+                                   dir_ + "/retained.pb"};
   argv.insert(argv.end(), default_args.begin(), default_args.end());
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   ++runs_;
@@ -122,7 +126,9 @@ void BrokerHarness::kill(int sig) {
   if (process_) process_->wait(std::chrono::milliseconds(5000));
 }
 
-int BrokerHarness::stop() { return process_ ? process_->stop() : 0; }
+int BrokerHarness::stop() {
+  return process_ ? process_->stop() : 0;
+}
 
 std::map<std::string, std::string> BrokerHarness::client_env(const std::string& name) const {
   return {{"CURVEBUS_ENDPOINT", endpoint_},

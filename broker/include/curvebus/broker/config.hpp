@@ -18,6 +18,11 @@ struct Config {
   std::string acl_path;       // allow-list TOML; empty = <home>/acl.toml
   std::string endpoint_file;  // where the bound endpoint is written; empty = <home>/endpoint
   std::string home;           // empty = $CURVEBUS_HOME or ./.curvebus
+  // Retained values kept across restarts; empty = <home>/retained.pb when a
+  // home is used, otherwise not kept.  retained_sync_ms bounds how old the
+  // file may be (what a SIGKILL can lose); 0 = keep retained values in memory only.
+  std::string retained_file;
+  std::uint32_t retained_sync_ms = 1000;
   std::uint32_t heartbeat_ms = 1000;     // default alive-signal interval
   std::uint32_t min_heartbeat_ms = 100;  // peers' requests are clamped to [min, max]
   std::uint32_t max_heartbeat_ms = 60000;
