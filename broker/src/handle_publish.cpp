@@ -114,22 +114,29 @@ bool Core::route(const std::string& topic_name, std::string&& payload, const std
       std::find(t.publishers.begin(), t.publishers.end(), publisher) == t.publishers.end())
     t.publishers.push_back(publisher);
 
-  v1::Op op;
-  auto* d = op.mutable_deliver();
-  d->set_topic(topic_name);
-  d->mutable_payload()->swap(payload);
-  d->set_seq(result.seq);
-  d->set_publisher(publisher);
-  d->set_timestamp_us(now_us);
-  d->set_content_type(content_type);
-  auto bytes = std::make_shared<const std::string>(encode_op(op));
+  // Encoded once, straight from the fields; every subscriber queue and the
+  // history share these bytes.
+  DeliverView d;
+  d.topic = topic_name;
+  d.payload = payload;
+  d.seq = result.seq;
+  d.publisher = publisher;
+  d.timestamp_us = now_us;
+  d.content_type = content_type;
+  auto encoded = std::make_shared<std::string>();
+  encode_deliver(d, *encoded);
+  Bytes bytes = std::move(encoded);
   if (retain) {
+    // $SYS values (presence, stats) are rebuilt by the broker, not kept on disk.
+    if (persisting() && topic_name.front() != '$') retained_dirty_ = true;
     // An empty retained payload clears the retained value (as in MQTT).
-    if (d->payload().empty()) {
+    if (payload.empty()) {
       t.retained.reset();
     } else {
-      d->set_retained(true);
-      t.retained = std::make_shared<const std::string>(encode_op(op));
+      d.retained = true;
+      auto kept = std::make_shared<std::string>();
+      encode_deliver(d, *kept);
+      t.retained = std::move(kept);
     }
   }
   t.history.add({result.seq, now_us, bytes});

@@ -1,6 +1,7 @@
 #include "curvebus/codec.hpp"
 
 #include <chrono>
+#include <cstring>
 
 namespace curvebus {
 
@@ -19,6 +20,85 @@ void append_op(const v1::Op& op, std::string& out) {
   op.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t*>(&out[at]));
 }
 
+namespace {
+
+std::size_t varint_size(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+char* put_varint(char* p, std::uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+// Wire tags: (field << 3) | type; type 0 = varint, 2 = length-delimited.
+constexpr char kTagFrameOps = 0x0A;     // Frame.ops = 1
+constexpr char kTagOpDeliver = 0x42;    // Op.deliver = 8
+constexpr char kTagTopic = 0x0A;        // Deliver.topic = 1
+constexpr char kTagPayload = 0x12;      // Deliver.payload = 2
+constexpr char kTagSeq = 0x18;          // Deliver.seq = 3
+constexpr char kTagPublisher = 0x22;    // Deliver.publisher = 4
+constexpr char kTagTimestamp = 0x28;    // Deliver.timestamp_us = 5
+constexpr char kTagRetained = 0x30;     // Deliver.retained = 6
+constexpr char kTagContentType = 0x3A;  // Deliver.content_type = 7
+
+std::size_t bytes_field_size(std::string_view s) {
+  return s.empty() ? 0 : 1 + varint_size(s.size()) + s.size();
+}
+
+char* put_bytes_field(char* p, char tag, std::string_view s) {
+  if (s.empty()) return p;  // proto3: default values are not written
+  *p++ = tag;
+  p = put_varint(p, s.size());
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
+}  // namespace
+
+void encode_deliver(const DeliverView& d, std::string& out) {
+  // Field order as protobuf writes them (by field number), so the bytes equal
+  // SerializeToString of the same message.
+  const std::size_t deliver_len =
+      bytes_field_size(d.topic) + bytes_field_size(d.payload) +
+      (d.seq ? 1 + varint_size(d.seq) : 0) + bytes_field_size(d.publisher) +
+      (d.timestamp_us ? 1 + varint_size(static_cast<std::uint64_t>(d.timestamp_us)) : 0) +
+      (d.retained ? 2 : 0) + bytes_field_size(d.content_type);
+  const std::size_t op_len = 1 + varint_size(deliver_len) + deliver_len;
+  const std::size_t total = 1 + varint_size(op_len) + op_len;
+  out.resize(total);
+  char* p = out.data();
+  *p++ = kTagFrameOps;
+  p = put_varint(p, op_len);
+  *p++ = kTagOpDeliver;
+  p = put_varint(p, deliver_len);
+  p = put_bytes_field(p, kTagTopic, d.topic);
+  p = put_bytes_field(p, kTagPayload, d.payload);
+  if (d.seq) {
+    *p++ = kTagSeq;
+    p = put_varint(p, d.seq);
+  }
+  p = put_bytes_field(p, kTagPublisher, d.publisher);
+  if (d.timestamp_us) {
+    *p++ = kTagTimestamp;
+    p = put_varint(p, static_cast<std::uint64_t>(d.timestamp_us));
+  }
+  if (d.retained) {
+    *p++ = kTagRetained;
+    *p++ = 1;
+  }
+  put_bytes_field(p, kTagContentType, d.content_type);
+}
+
 std::string encode_op(const v1::Op& op) {
   std::string out;
   out.reserve(op.ByteSizeLong() + 6);
@@ -34,27 +114,48 @@ bool decode_frame(const void* data, std::size_t size, v1::Frame& out) {
 
 const char* op_name(v1::Op::BodyCase body) {
   switch (body) {
-    case v1::Op::kRegister: return "register";
-    case v1::Op::kRegistered: return "registered";
-    case v1::Op::kSubscribe: return "subscribe";
-    case v1::Op::kSuback: return "suback";
-    case v1::Op::kUnsubscribe: return "unsubscribe";
-    case v1::Op::kUnsuback: return "unsuback";
-    case v1::Op::kPublish: return "publish";
-    case v1::Op::kPuback: return "puback";
-    case v1::Op::kDeliver: return "deliver";
-    case v1::Op::kPull: return "pull";
-    case v1::Op::kPullReply: return "pull_reply";
-    case v1::Op::kHeartbeat: return "heartbeat";
-    case v1::Op::kPing: return "ping";
-    case v1::Op::kPong: return "pong";
-    case v1::Op::kTopics: return "topics";
-    case v1::Op::kTopicsReply: return "topics_reply";
-    case v1::Op::kAdmin: return "admin";
-    case v1::Op::kAdminReply: return "admin_reply";
-    case v1::Op::kError: return "error";
-    case v1::Op::kBye: return "bye";
-    case v1::Op::BODY_NOT_SET: break;
+    case v1::Op::kRegister:
+      return "register";
+    case v1::Op::kRegistered:
+      return "registered";
+    case v1::Op::kSubscribe:
+      return "subscribe";
+    case v1::Op::kSuback:
+      return "suback";
+    case v1::Op::kUnsubscribe:
+      return "unsubscribe";
+    case v1::Op::kUnsuback:
+      return "unsuback";
+    case v1::Op::kPublish:
+      return "publish";
+    case v1::Op::kPuback:
+      return "puback";
+    case v1::Op::kDeliver:
+      return "deliver";
+    case v1::Op::kPull:
+      return "pull";
+    case v1::Op::kPullReply:
+      return "pull_reply";
+    case v1::Op::kHeartbeat:
+      return "heartbeat";
+    case v1::Op::kPing:
+      return "ping";
+    case v1::Op::kPong:
+      return "pong";
+    case v1::Op::kTopics:
+      return "topics";
+    case v1::Op::kTopicsReply:
+      return "topics_reply";
+    case v1::Op::kAdmin:
+      return "admin";
+    case v1::Op::kAdminReply:
+      return "admin_reply";
+    case v1::Op::kError:
+      return "error";
+    case v1::Op::kBye:
+      return "bye";
+    case v1::Op::BODY_NOT_SET:
+      break;
   }
   return "unknown";
 }

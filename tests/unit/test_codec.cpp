@@ -81,3 +81,47 @@ TEST_CASE("error code names drop their prefix", "[codec]") {
   CHECK(error_code_name(v1::ERROR_NOT_REGISTERED) == "NOT_REGISTERED");
   CHECK(std::string(op_name(v1::Op::kPublish)) == "publish");
 }
+
+TEST_CASE("encode_deliver writes exactly what protobuf writes for the same DELIVER", "[codec]") {
+  struct Case {
+    std::string topic, payload, publisher, content_type;
+    std::uint64_t seq;
+    std::int64_t ts;
+    bool retained;
+  };
+  const std::string big(200000, 'x');  // multi-byte lengths at every level
+  const Case cases[] = {
+      {"robot/alex/telemetry", std::string(64, '\x01'), "alex", "", 1, 1764000000000000, false},
+      {"a", "", "", "", 0, 0, false},  // defaults: nothing but the envelopes
+      {"sensors/door", "closed", "pub", "text/plain", 1ull << 40, -5, true},
+      {"t/" + std::string(300, 'n'), big, "$SYS", "application/json", 127, 128, true},
+      {"x", std::string("\0\xff\x80", 3), "p", "", 0x7f, 0x3fff, false},
+  };
+  for (const auto& c : cases) {
+    v1::Op op;
+    auto* d = op.mutable_deliver();
+    d->set_topic(c.topic);
+    d->set_payload(c.payload);
+    d->set_seq(c.seq);
+    d->set_publisher(c.publisher);
+    d->set_timestamp_us(c.ts);
+    d->set_retained(c.retained);
+    d->set_content_type(c.content_type);
+    DeliverView v;
+    v.topic = c.topic;
+    v.payload = c.payload;
+    v.seq = c.seq;
+    v.publisher = c.publisher;
+    v.timestamp_us = c.ts;
+    v.retained = c.retained;
+    v.content_type = c.content_type;
+    std::string direct = "left-over contents are replaced";
+    encode_deliver(v, direct);
+    CHECK(direct == encode_op(op));
+    v1::Frame f;
+    REQUIRE(decode_frame(direct.data(), direct.size(), f));
+    REQUIRE(f.ops_size() == 1);
+    CHECK(f.ops(0).deliver().payload() == c.payload);
+    CHECK(f.ops(0).deliver().timestamp_us() == c.ts);
+  }
+}

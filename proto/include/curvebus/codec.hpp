@@ -26,6 +26,22 @@ void append_op(const v1::Op& op, std::string& out);
 // Returns the encoding of Frame{ops:[op]}.
 std::string encode_op(const v1::Op& op);
 
+// The fields of a DELIVER, by reference: the broker's hot path encodes each
+// publication once, straight from these, without building a v1::Op.
+struct DeliverView {
+  std::string_view topic;
+  std::string_view payload;
+  std::uint64_t seq = 0;
+  std::string_view publisher;
+  std::int64_t timestamp_us = 0;
+  bool retained = false;
+  std::string_view content_type;
+};
+
+// Writes Frame{ops:[Op{deliver}]} into `out` (replacing its contents): the
+// same bytes as encode_op of the equivalent v1::Op, in one allocation.
+void encode_deliver(const DeliverView& d, std::string& out);
+
 // Parses a frame.  Returns false (and leaves `out` unspecified) when the bytes
 // are not a valid Frame or hold no op.
 bool decode_frame(const void* data, std::size_t size, v1::Frame& out);
