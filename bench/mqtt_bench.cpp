@@ -5,11 +5,13 @@
 // percentiles at a fixed rate.
 //
 // The publisher has no network thread by default: mosquitto_publish then
-// writes from the pacing thread itself, so TCP back-pressure reaches it and no
-// thread wake-up is paid per message (on 2 cores that matters). With
+// writes from the pacing thread itself, waiting for the socket like a
+// blocking write when the broker does not keep up, and no thread wake-up is
+// paid per message (on 2 cores that matters). With
 // --pub-thread it uses mosquitto_loop_start like the subscribers; libmosquitto
 // then queues without bound, and what is still queued at the end counts as lost.
 #include <mosquitto.h>
+#include <poll.h>
 #include <CLI/CLI.hpp>
 
 #include <atomic>
@@ -127,6 +129,20 @@ class MqttPublisher : public peer_bench::Publisher {
  public:
   MqttPublisher(mosquitto* m, bool threaded) : m_(m), threaded_(threaded) {}
   bool send(const char* data, std::size_t n) override {
+    // libmosquitto queues without bound; without a network thread, what it
+    // queued is only written by later calls. So publish only once the queue
+    // is empty, waiting for the socket as a blocking write would: a message
+    // counted as sent is on its way, and TCP back-pressure paces the publisher.
+    if (!threaded_) {
+      const auto deadline = Clock::now() + std::chrono::seconds(2);
+      while (mosquitto_want_write(m_)) {
+        mosquitto_loop_write(m_, 1);
+        if (!mosquitto_want_write(m_)) break;
+        if (Clock::now() > deadline) return false;
+        pollfd p{mosquitto_socket(m_), POLLOUT, 0};
+        ::poll(&p, 1, 10);
+      }
+    }
     return mosquitto_publish(m_, nullptr, kTopic, static_cast<int>(n), data, 0, false) ==
            MOSQ_ERR_SUCCESS;
   }
