@@ -79,7 +79,11 @@ struct Topic {
   explicit Topic(std::size_t depth, std::size_t bytes) : history(depth, bytes) {}
   std::uint64_t seq = 0;
   TopicHistory history;
-  Bytes retained;                       // encoded Deliver with retained=true, or null
+  Bytes retained;  // encoded Deliver with retained=true, or null
+  // The topic tree's answer for this topic, valid while the tree's
+  // generation is `subscribers_generation` (routing without a tree walk).
+  std::vector<SubscriberId> subscribers;
+  std::uint64_t subscribers_generation = 0;
   std::vector<std::string> publishers;  // bounded
   std::uint64_t messages = 0;
   std::int64_t last_publish_us = 0;
@@ -229,7 +233,6 @@ class Core {
 
   std::unordered_map<std::string, std::unique_ptr<Topic>> topics_;
   TopicTree tree_;
-  std::vector<SubscriberId> match_buffer_;
 
   using TimerEntry = std::pair<std::int64_t, std::uint64_t>;  // due, session id
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;

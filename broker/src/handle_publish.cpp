@@ -49,7 +49,10 @@ void Core::handle_publish(Session& s, v1::Publish& req) {
                req.topic(), "publish");
     return;
   }
-  if (std::string why = check_topic(req.topic(), topic_rules_); !why.empty()) {
+  // A topic the broker already holds was checked when it was first published.
+  if (std::string why =
+          topics_.count(req.topic()) ? std::string() : check_topic(req.topic(), topic_rules_);
+      !why.empty()) {
     send_error(s, v1::ERROR_INVALID_TOPIC, rid, why,
                is_valid_utf8(req.topic()) ? req.topic() : std::string(), "publish");
     return;
@@ -141,8 +144,12 @@ bool Core::route(const std::string& topic_name, std::string&& payload, const std
   }
   t.history.add({result.seq, now_us, bytes});
 
-  tree_.match(topic_name, match_buffer_);
-  for (SubscriberId id : match_buffer_) {
+  if (t.subscribers_generation != tree_.generation()) {
+    tree_.match(topic_name, t.subscribers);
+    t.subscribers.shrink_to_fit();
+    t.subscribers_generation = tree_.generation();
+  }
+  for (SubscriberId id : t.subscribers) {
     Session* s = find_session(id);
     if (!s) continue;
     if (enqueue_delivery(*s, bytes))

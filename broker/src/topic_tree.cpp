@@ -17,7 +17,10 @@ bool TopicTree::subscribe(std::string_view pattern, SubscriberId id) {
     node = child.get();
   }
   bool added = (rest ? node->rest : node->exact).insert(id).second;
-  if (added) ++size_;
+  if (added) {
+    ++size_;
+    ++generation_;
+  }
   return added;
 }
 
@@ -36,6 +39,7 @@ bool TopicTree::unsubscribe(std::string_view pattern, SubscriberId id) {
   }
   if ((rest ? node->rest : node->exact).erase(id) == 0) return false;
   --size_;
+  ++generation_;
   while (!path.empty()) {
     auto [parent, key] = path.back();
     path.pop_back();

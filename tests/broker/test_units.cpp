@@ -75,6 +75,24 @@ TEST_CASE("topic tree unsubscribe removes only that pattern and prunes",
   CHECK(t.size() == 0);
 }
 
+TEST_CASE("topic tree generation changes exactly when the tree changes",
+          "[broker][unit][topic_tree]") {
+  // The broker keeps each topic's match() result until the generation moves:
+  // a change that did not move it would route to stale subscribers.
+  TopicTree t;
+  auto g = t.generation();
+  CHECK(g != 0);
+  CHECK(t.subscribe("a/+", 1));
+  CHECK(t.generation() != g);
+  g = t.generation();
+  CHECK_FALSE(t.subscribe("a/+", 1));  // already there: nothing changed
+  CHECK(t.generation() == g);
+  CHECK_FALSE(t.unsubscribe("a/b", 1));  // not there: nothing changed
+  CHECK(t.generation() == g);
+  CHECK(t.unsubscribe("a/+", 1));
+  CHECK(t.generation() != g);
+}
+
 TEST_CASE("token bucket admits burst then the sustained rate", "[broker][unit][rate_limiter]") {
   TokenBucket b(10, 5);  // 10/s, burst 5
   int admitted = 0;

@@ -34,6 +34,9 @@ class TopicTree {
   void match(std::string_view topic, std::vector<SubscriberId>& out) const;
   // Number of (pattern, id) pairs held.
   std::size_t size() const { return size_; }
+  // Changes whenever a subscribe or unsubscribe changed the tree (never 0), so
+  // a caller may keep match() results per topic and redo them only then.
+  std::uint64_t generation() const { return generation_; }
 
  private:
   struct Node {
@@ -47,6 +50,7 @@ class TopicTree {
 
   Node root_;
   std::size_t size_ = 0;
+  std::uint64_t generation_ = 1;
 };
 
 }  // namespace curvebus::broker
