@@ -17,6 +17,9 @@
 // CURVE handshakes on the XPUB side (a socket monitor), rewritten on change.
 // --hold N --info INFO: in another process, hold N idle CURVE SUB connections
 // to that proxy (at most --inflight handshakes outstanding) until SIGTERM.
+// --slow INFO: against a --serve proxy, a publisher at --rate msg/s of --size
+// bytes, 2 fast SUBs and one SUB that stops reading after --stop-after s;
+// once a second the proxy's RSS/CPU (--proxy-pid) and the fast SUBs' rates.
 #include <zmq.h>
 #include <CLI/CLI.hpp>
 
@@ -29,6 +32,7 @@
 #include <cstring>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -213,6 +217,169 @@ int hold(const std::string& info, int n, int inflight, int heartbeat_ms, double 
   ::_exit(0);
 }
 
+long proc_rss_kb(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  long value = 0;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      in >> value;
+      return value;
+    }
+    in.ignore(1 << 12, '\n');
+  }
+  return 0;
+}
+
+long proc_cpu_ticks(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  long ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i)
+    if (i == 14 || i == 15) ticks += std::stol(field);
+  return ticks;
+}
+
+// --slow: a steady publisher, 2 fast SUBs and one that stops reading, through
+// a --serve proxy in another process (so its RSS is the proxy's alone).
+int slow(const std::string& info, int proxy_pid, double rate, int size, double seconds,
+         double stop_after) {
+  std::ifstream in(info);
+  std::string in_addr, out_addr, server_pub, client_pub, client_sec;
+  if (!(in >> in_addr >> out_addr >> server_pub >> client_pub >> client_sec)) {
+    std::fprintf(stderr, "bench: cannot read %s\n", info.c_str());
+    return 1;
+  }
+  Keys server{}, client{};
+  std::memcpy(server.pub, server_pub.data(), 40);
+  std::memcpy(client.pub, client_pub.data(), 40);
+  std::memcpy(client.sec, client_sec.data(), 40);
+  const int fast = 2;
+  std::atomic<bool> quit{false}, slow_stopped{false}, sending{true};
+  std::atomic<int> ready{0};
+  std::vector<std::atomic<std::uint64_t>> count(fast + 1);
+  std::vector<std::thread> subs;
+  for (int i = 0; i <= fast; ++i) {
+    subs.emplace_back([&, i] {
+      const bool is_slow = i == fast;
+      void* ctx = zmq_ctx_new();
+      void* s = zmq_socket(ctx, ZMQ_SUB);
+      set_curve_client(s, server, client);
+      if (!is_slow) set_hwm(s, 100000);  // the slow one keeps libzmq's default 1000
+      zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+      zmq_connect(s, out_addr.c_str());
+      const int timeout = 50;
+      zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+      std::vector<char> buf(static_cast<std::size_t>(size) + 16);
+      bool counted = false;
+      const auto start = Clock::now();
+      while (!quit) {
+        if (is_slow && counted &&
+            Clock::now() - start > std::chrono::duration<double>(stop_after)) {
+          slow_stopped = true;
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          continue;
+        }
+        const int r = zmq_recv(s, buf.data(), buf.size(), 0);
+        if (r < 0) continue;
+        if (buf[0] == 'w') {
+          if (!counted) {
+            counted = true;
+            ++ready;
+          }
+          continue;
+        }
+        count[static_cast<std::size_t>(i)].fetch_add(1, std::memory_order_relaxed);
+      }
+      zmq_close(s);
+      zmq_ctx_term(ctx);
+    });
+  }
+  void* pub_ctx = zmq_ctx_new();
+  void* p = zmq_socket(pub_ctx, ZMQ_PUB);
+  set_curve_client(p, server, client);
+  set_hwm(p, 100000);
+  zmq_connect(p, in_addr.c_str());
+  std::string msg(static_cast<std::size_t>(size), 'w');
+  const auto warm_deadline = Clock::now() + std::chrono::seconds(10);
+  while (ready <= fast && Clock::now() < warm_deadline) {
+    zmq_send(p, msg.data(), msg.size(), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (ready <= fast) {
+    std::fprintf(stderr, "bench: subscribers did not come up\n");
+    ::_exit(2);
+  }
+  msg.assign(static_cast<std::size_t>(size), 'x');
+  std::atomic<std::uint64_t> sent{0};
+  std::thread publisher([&] {
+    const auto period = std::chrono::duration<double>(1.0 / rate);
+    const auto total = static_cast<std::uint64_t>(seconds * rate);
+    const auto t0 = Clock::now();
+    for (std::uint64_t i = 1; i <= total; ++i) {
+      const auto due =
+          t0 + std::chrono::duration_cast<Clock::duration>(period * static_cast<double>(i));
+      if (Clock::now() < due) std::this_thread::sleep_until(due);
+      zmq_send(p, msg.data(), msg.size(), 0);
+      ++sent;
+    }
+    sending = false;
+  });
+  const long hz = ::sysconf(_SC_CLK_TCK);
+  std::printf(
+      "| t s | slow reading | proxy RSS MB | proxy CPU %% | fast msg/s (each) | slow received "
+      "|\n|---|---|---|---|---|---|\n");
+  std::vector<std::uint64_t> last(fast, 0);
+  long last_ticks = proc_cpu_ticks(proxy_pid), rss_min = 0, rss_max = 0;
+  double fast_min = 1e18;
+  const auto t0 = Clock::now();
+  auto last_t = t0;
+  while (sending) {
+    std::this_thread::sleep_until(last_t + std::chrono::seconds(1));
+    const auto now = Clock::now();
+    const double dt = std::chrono::duration<double>(now - last_t).count();
+    last_t = now;
+    std::string rates;
+    for (int i = 0; i < fast; ++i) {
+      const auto c = count[static_cast<std::size_t>(i)].load();
+      const double r = static_cast<double>(c - last[static_cast<std::size_t>(i)]) / dt;
+      last[static_cast<std::size_t>(i)] = c;
+      rates += (i ? " / " : "") + std::to_string(static_cast<long>(r));
+      if (slow_stopped && sending) fast_min = std::min(fast_min, r);
+    }
+    const long rss = proc_rss_kb(proxy_pid), ticks = proc_cpu_ticks(proxy_pid);
+    if (slow_stopped) {
+      rss_max = std::max(rss_max, rss);
+      rss_min = rss_min ? std::min(rss_min, rss) : rss;
+    }
+    std::printf("| %.0f | %s | %.1f | %.0f | %s | %llu |\n",
+                std::chrono::duration<double>(now - t0).count(), slow_stopped ? "no" : "yes",
+                static_cast<double>(rss) / 1024,
+                100.0 * static_cast<double>(ticks - last_ticks) / static_cast<double>(hz) / dt,
+                rates.c_str(), static_cast<unsigned long long>(count[fast].load()));
+    std::fflush(stdout);
+    last_ticks = ticks;
+  }
+  publisher.join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::printf(
+      "\nsummary system=zmq-proxy-curve size=%d rate=%.0f sent=%llu fast_received=%llu/%llu "
+      "fast_rate_min_after_stop=%.0f slow_received=%llu dropped=(not counted by libzmq) "
+      "rss_after_stop_mb=%.1f..%.1f\n",
+      size, rate, static_cast<unsigned long long>(sent.load()),
+      static_cast<unsigned long long>(count[0].load()),
+      static_cast<unsigned long long>(count[1].load()), fast_min == 1e18 ? 0.0 : fast_min,
+      static_cast<unsigned long long>(count[fast].load()), static_cast<double>(rss_min) / 1024,
+      static_cast<double>(rss_max) / 1024);
+  std::fflush(stdout);
+  ::_exit(0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -243,14 +410,25 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-ms", heartbeat_ms,
                  "--serve/--hold: ZMTP heartbeat interval (0 = off)")
       ->capture_default_str();
+  std::string slow_info;
+  int proxy_pid = 0, proxy_hwm = 100000;
+  app.add_option("--hwm", proxy_hwm, "SNDHWM/RCVHWM of the proxy's and the benchmark's sockets")
+      ->capture_default_str();
+  double rate = 5000, stop_after = 5;
+  app.add_option("--slow", slow_info, "Slow-subscriber run against the --serve proxy of this info");
+  app.add_option("--proxy-pid", proxy_pid, "--slow: the proxy process (RSS / CPU samples)");
+  app.add_option("--rate", rate, "--slow: publications per second")->capture_default_str();
+  app.add_option("--stop-after", stop_after, "--slow: seconds until one subscriber stops reading")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (latency_rate > 0) size = std::max(size, 16);
+  if (!slow_info.empty()) return slow(slow_info, proxy_pid, rate, size, seconds, stop_after);
   if (hold_n > 0) return hold(hold_info, hold_n, inflight, heartbeat_ms, connect_timeout);
 
   const Keys server = keypair(), pub_keys = keypair(), sub_keys = keypair();
   std::set<std::string> allowed{raw_key(pub_keys.pub), raw_key(sub_keys.pub)};
   std::atomic<std::uint64_t> denied{0};
-  const int hwm = 100000;
+  const int hwm = proxy_hwm;
 
   // The proxy.
   void* proxy_ctx = zmq_ctx_new();
