@@ -143,7 +143,8 @@ class Core {
                        const v1::Register& req, Session* existing);
   void handle_subscribe(Session& s, const v1::Subscribe& req);
   void handle_unsubscribe(Session& s, const v1::Unsubscribe& req);
-  void handle_publish(Session& s, v1::Publish& req);
+  void handle_publish(Session& s, const v1::Publish& req);
+  void handle_publish(Session& s, const PublishView& req);
   void handle_pull(Session& s, const v1::Pull& req);
   void handle_topics(Session& s, const v1::Topics& req);
   void handle_admin(Session& s, const v1::Admin& req);
@@ -155,8 +156,8 @@ class Core {
     std::uint32_t dropped = 0;
   };
   // Accepts a publication already checked; false when the topic bound is hit.
-  bool route(const std::string& topic, std::string&& payload, const std::string& publisher,
-             bool retain, const std::string& content_type, RouteResult& result);
+  bool route(const std::string& topic, std::string_view payload, const std::string& publisher,
+             bool retain, std::string_view content_type, RouteResult& result);
   void publish_sys(const std::string& topic, const std::string& json);
 
   // ---- sessions and output (session.cpp)
@@ -244,7 +245,9 @@ class Core {
 
   Counters counters_;
   std::uint32_t connections_ = 0;
-  v1::Frame frame_;  // reused for decoding
+  v1::Frame frame_;                         // reused for decoding
+  std::vector<PublishView> publish_views_;  // the fast path's scan of a PUBLISH-only frame
+  std::string topic_scratch_;
 
   LogLimiter log_auth_{5, 1000};
   LogLimiter log_denied_{5, 1000};

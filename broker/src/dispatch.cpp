@@ -39,11 +39,18 @@ std::uint64_t request_id_of(const v1::Op& op) {
 void Core::on_message(const std::string& routing_id, const zmq::message_t& body) {
   ++counters_.messages_in;
   counters_.bytes_in += body.size();
-  if (Session* s = find_session(routing_id)) {
+  Session* session = find_session(routing_id);
+  if (session) {
     // Any message is an alive signal.
-    s->last_seen_ms = steady_ms();
-    s->pinged = false;
-    ++s->messages_in;
+    session->last_seen_ms = steady_ms();
+    session->pinged = false;
+    ++session->messages_in;
+    // Fast path: a frame of PUBLISH ops only (the bulk of the traffic) is
+    // read in place, without building protobuf messages.
+    if (scan_publish_frame(body.data(), body.size(), publish_views_)) {
+      for (const PublishView& p : publish_views_) handle_publish(*session, p);
+      return;
+    }
   }
   frame_.Clear();
   if (decode_frame(body.data(), body.size(), frame_)) {
@@ -198,7 +205,7 @@ void Core::on_op_registered(Session& s, v1::Op& op) {
       handle_unsubscribe(s, op.unsubscribe());
       return;
     case v1::Op::kPublish:
-      handle_publish(s, *op.mutable_publish());
+      handle_publish(s, op.publish());
       return;
     case v1::Op::kPull:
       handle_pull(s, op.pull());

@@ -15,8 +15,23 @@ constexpr std::int64_t kRateErrorEveryMs = 100;
 constexpr std::int64_t kRateWindowMs = 10000;
 }  // namespace
 
-void Core::handle_publish(Session& s, v1::Publish& req) {
-  const std::uint64_t rid = req.request_id();
+void Core::handle_publish(Session& s, const v1::Publish& req) {
+  PublishView v;
+  v.request_id = req.request_id();
+  v.topic = req.topic();
+  v.payload = req.payload();
+  v.ack = req.ack();
+  v.retain = req.retain();
+  v.content_type = req.content_type();
+  handle_publish(s, v);
+}
+
+void Core::handle_publish(Session& s, const PublishView& req) {
+  const std::uint64_t rid = req.request_id;
+  // The topic as a string (for the maps and the error replies); the scratch
+  // buffer keeps its capacity, so the hot path does not allocate for it.
+  topic_scratch_.assign(req.topic.data(), req.topic.size());
+  const std::string& topic = topic_scratch_;
   const std::int64_t now = steady_ms();
   if (!s.publish_bucket.take(now)) {
     // Coalesced: at most one ERROR per ~100 ms per session, carrying the count.
@@ -29,59 +44,56 @@ void Core::handle_publish(Session& s, v1::Publish& req) {
                      s.rate_refused_pending,
                      suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
       send_error(s, v1::ERROR_RATE_LIMITED, rid,
-                 "publish rate over " + std::to_string(config_.publish_rate) + "/s", req.topic(),
+                 "publish rate over " + std::to_string(config_.publish_rate) + "/s", topic,
                  "publish", s.rate_refused_pending);
       s.rate_refused_pending = 0;
       s.rate_error_ms = now;
     }
     return;
   }
-  if (req.payload().size() > config_.max_message_bytes) {
+  if (req.payload.size() > config_.max_message_bytes) {
     ++counters_.oversized;
     std::uint64_t suppressed = 0;
     if (log_bad_input_.allow(suppressed))
-      spdlog::warn("oversized publish name={} bytes={} limit={}{}", s.name, req.payload().size(),
+      spdlog::warn("oversized publish name={} bytes={} limit={}{}", s.name, req.payload.size(),
                    config_.max_message_bytes,
                    suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
     send_error(s, v1::ERROR_TOO_LARGE, rid,
-               "payload of " + std::to_string(req.payload().size()) + " bytes is over the " +
+               "payload of " + std::to_string(req.payload.size()) + " bytes is over the " +
                    std::to_string(config_.max_message_bytes) + "-byte limit",
-               req.topic(), "publish");
+               topic, "publish");
     return;
   }
   // A topic the broker already holds was checked when it was first published.
-  if (std::string why =
-          topics_.count(req.topic()) ? std::string() : check_topic(req.topic(), topic_rules_);
+  if (std::string why = topics_.count(topic) ? std::string() : check_topic(topic, topic_rules_);
       !why.empty()) {
-    send_error(s, v1::ERROR_INVALID_TOPIC, rid, why,
-               is_valid_utf8(req.topic()) ? req.topic() : std::string(), "publish");
+    send_error(s, v1::ERROR_INVALID_TOPIC, rid, why, is_valid_utf8(topic) ? topic : std::string(),
+               "publish");
     return;
   }
-  if (!may_publish(s.rights, req.topic())) {
+  if (!may_publish(s.rights, topic)) {
     ++counters_.denials;
     std::uint64_t suppressed = 0;
     if (log_denied_.allow(suppressed))
       spdlog::warn("acl denied op=publish name={} fp={} topic=\"{}\"{}", s.name, s.fingerprint,
-                   req.topic(),
-                   suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
+                   topic, suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
     send_error(s, v1::ERROR_DENIED, rid,
-               "the ACL of '" + s.name + "' does not allow publishing on this topic", req.topic(),
+               "the ACL of '" + s.name + "' does not allow publishing on this topic", topic,
                "publish");
     return;
   }
   RouteResult result;
-  if (!route(req.topic(), std::move(*req.mutable_payload()), s.name, req.retain(),
-             req.content_type(), result)) {
+  if (!route(topic, req.payload, s.name, req.retain, req.content_type, result)) {
     send_error(s, v1::ERROR_RESOURCE_EXHAUSTED, rid,
-               "the broker keeps at most " + std::to_string(config_.max_topics) + " topics",
-               req.topic(), "publish");
+               "the broker keeps at most " + std::to_string(config_.max_topics) + " topics", topic,
+               "publish");
     return;
   }
-  if (req.ack()) {
+  if (req.ack) {
     v1::Op op;
     auto* ack = op.mutable_puback();
     ack->set_request_id(rid);
-    ack->set_topic(req.topic());
+    ack->set_topic(topic);
     ack->set_seq(result.seq);
     ack->set_delivered(result.delivered);
     ack->set_dropped(result.dropped);
@@ -89,8 +101,9 @@ void Core::handle_publish(Session& s, v1::Publish& req) {
   }
 }
 
-bool Core::route(const std::string& topic_name, std::string&& payload, const std::string& publisher,
-                 bool retain, const std::string& content_type, RouteResult& result) {
+bool Core::route(const std::string& topic_name, std::string_view payload,
+                 const std::string& publisher, bool retain, std::string_view content_type,
+                 RouteResult& result) {
   auto it = topics_.find(topic_name);
   if (it == topics_.end()) {
     if (topics_.size() >= config_.max_topics) return false;
@@ -162,8 +175,7 @@ bool Core::route(const std::string& topic_name, std::string&& payload, const std
 
 void Core::publish_sys(const std::string& topic, const std::string& json) {
   RouteResult ignored;
-  std::string payload = json;
-  if (!route(topic, std::move(payload), "$SYS", true, "application/json", ignored))
+  if (!route(topic, json, "$SYS", true, "application/json", ignored))
     spdlog::warn("cannot publish {}: topic limit reached", topic);
 }
 

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstring>
 
+#include "curvebus/topic.hpp"
+
 namespace curvebus {
 
 void append_op(const v1::Op& op, std::string& out) {
@@ -63,7 +65,81 @@ char* put_bytes_field(char* p, char tag, std::string_view s) {
   return p + s.size();
 }
 
+// Reads a varint at p (< end); false when truncated or longer than 64 bits.
+bool get_varint(const std::uint8_t*& p, const std::uint8_t* end, std::uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64 && p < end; shift += 7) {
+    const std::uint8_t b = *p++;
+    if (shift == 63 && b > 1) return false;  // beyond 64 bits: let protobuf decide
+    v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+
+// Reads a length-delimited body after its tag; false when it overruns.
+bool get_bytes(const std::uint8_t*& p, const std::uint8_t* end, std::string_view& out) {
+  std::uint64_t len = 0;
+  if (!get_varint(p, end, len) || len > static_cast<std::uint64_t>(end - p)) return false;
+  out = std::string_view(reinterpret_cast<const char*>(p), static_cast<std::size_t>(len));
+  p += len;
+  return true;
+}
+
+bool scan_publish(std::string_view bytes, PublishView& v) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  const auto* end = p + bytes.size();
+  unsigned seen = 0;
+  while (p < end) {
+    std::uint64_t tag = 0;
+    if (!get_varint(p, end, tag) || tag > 0xFF) return false;
+    const unsigned field = static_cast<unsigned>(tag >> 3);
+    const unsigned type = static_cast<unsigned>(tag & 7);
+    if (field < 1 || field > 6 || (seen & (1u << field))) return false;  // unknown or repeated
+    seen |= 1u << field;
+    std::uint64_t n = 0;
+    switch (field) {
+      case 1:  // request_id
+      case 4:  // ack
+      case 5:  // retain
+        if (type != 0 || !get_varint(p, end, n)) return false;
+        if (field == 1) v.request_id = n;
+        if (field == 4) v.ack = n != 0;
+        if (field == 5) v.retain = n != 0;
+        break;
+      case 2:  // topic (string)
+        if (type != 2 || !get_bytes(p, end, v.topic) || !is_valid_utf8(v.topic)) return false;
+        break;
+      case 3:  // payload (bytes)
+        if (type != 2 || !get_bytes(p, end, v.payload)) return false;
+        break;
+      case 6:  // content_type (string)
+        if (type != 2 || !get_bytes(p, end, v.content_type) || !is_valid_utf8(v.content_type))
+          return false;
+        break;
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+bool scan_publish_frame(const void* data, std::size_t size, std::vector<PublishView>& out) {
+  out.clear();
+  const auto* p = static_cast<const std::uint8_t*>(data);
+  const auto* end = p + size;
+  while (p < end) {
+    std::string_view op, body;
+    if (*p++ != kTagFrameOps || !get_bytes(p, end, op)) return false;
+    // The op holds exactly one field: publish (6), length-delimited.
+    const auto* q = reinterpret_cast<const std::uint8_t*>(op.data());
+    const auto* op_end = q + op.size();
+    if (q == op_end || *q++ != 0x32 || !get_bytes(q, op_end, body) || q != op_end) return false;
+    out.emplace_back();
+    if (!scan_publish(body, out.back())) return false;
+  }
+  return !out.empty();
+}
 
 void encode_deliver(const DeliverView& d, std::string& out) {
   // Field order as protobuf writes them (by field number), so the bytes equal

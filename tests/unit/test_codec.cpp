@@ -125,3 +125,85 @@ TEST_CASE("encode_deliver writes exactly what protobuf writes for the same DELIV
     CHECK(f.ops(0).deliver().timestamp_us() == c.ts);
   }
 }
+
+namespace {
+std::string publish_frame(const std::vector<v1::Publish>& pubs) {
+  std::string out;
+  for (const auto& p : pubs) {
+    v1::Op op;
+    *op.mutable_publish() = p;
+    append_op(op, out);
+  }
+  return out;
+}
+v1::Publish make_publish(std::uint64_t rid, const std::string& topic, const std::string& payload,
+                         bool ack, bool retain, const std::string& ct) {
+  v1::Publish p;
+  p.set_request_id(rid);
+  p.set_topic(topic);
+  p.set_payload(payload);
+  p.set_ack(ack);
+  p.set_retain(retain);
+  p.set_content_type(ct);
+  return p;
+}
+}  // namespace
+
+TEST_CASE("scan_publish_frame reads PUBLISH-only frames as protobuf does", "[codec]") {
+  const std::vector<v1::Publish> pubs = {
+      make_publish(1, "robot/alex/cmd", std::string(64, '\x07'), true, false, ""),
+      make_publish(0, "a", "", false, true, "text/plain"),
+      make_publish(~0ull, "sensors/" + std::string(200, 'z'), std::string(100000, '\0'), false,
+                   false, "application/x-protobuf; curvebus.robot.v1.Command"),
+  };
+  const std::string bytes = publish_frame(pubs);
+  std::vector<PublishView> views;
+  REQUIRE(scan_publish_frame(bytes.data(), bytes.size(), views));
+  REQUIRE(views.size() == pubs.size());
+  for (std::size_t i = 0; i < pubs.size(); ++i) {
+    CHECK(views[i].request_id == pubs[i].request_id());
+    CHECK(views[i].topic == pubs[i].topic());
+    CHECK(views[i].payload == pubs[i].payload());
+    CHECK(views[i].ack == pubs[i].ack());
+    CHECK(views[i].retain == pubs[i].retain());
+    CHECK(views[i].content_type == pubs[i].content_type());
+  }
+}
+
+TEST_CASE("scan_publish_frame leaves everything unusual to protobuf", "[codec]") {
+  std::vector<PublishView> views;
+  auto scans = [&](const std::string& b) { return scan_publish_frame(b.data(), b.size(), views); };
+  const std::string good = publish_frame({make_publish(7, "t/x", "p", true, false, "")});
+  REQUIRE(scans(good));
+  CHECK_FALSE(scans(""));                               // no op
+  CHECK_FALSE(scans(good.substr(0, good.size() - 1)));  // truncated
+  // Another op in the frame (a heartbeat after the publish).
+  v1::Op hb;
+  hb.mutable_heartbeat();
+  CHECK_FALSE(scans(good + encode_op(hb)));
+  // A repeated field (protobuf keeps the last; the scan declines).
+  std::string twice = good;
+  twice[1] = static_cast<char>(twice[1] + 3);  // op length
+  twice[3] = static_cast<char>(twice[3] + 3);  // publish length
+  twice += std::string("\x12\x01q", 3);        // topic again: "q"
+  v1::Frame f;
+  REQUIRE(decode_frame(twice.data(), twice.size(), f));
+  CHECK(f.ops(0).publish().topic() == "q");
+  CHECK_FALSE(scans(twice));
+  // An unknown field in the publish (number 9, varint).
+  std::string unknown = good;
+  unknown[1] = static_cast<char>(unknown[1] + 2);
+  unknown[3] = static_cast<char>(unknown[3] + 2);
+  unknown += std::string("\x48\x01", 2);
+  REQUIRE(decode_frame(unknown.data(), unknown.size(), f));
+  CHECK_FALSE(scans(unknown));
+  // Invalid UTF-8 in the topic: protobuf refuses it, so must the scan.
+  const std::string bad_text = publish_frame({make_publish(1, "ok", "p", false, false, "")});
+  std::string mangled = bad_text;
+  mangled[mangled.find("ok")] = '\xff';
+  CHECK_FALSE(decode_frame(mangled.data(), mangled.size(), f));
+  CHECK_FALSE(scans(mangled));
+  // Bytes in the payload are not text: any value is fine.
+  const std::string binary = publish_frame({make_publish(1, "ok", "\xff\xfe", false, false, "")});
+  CHECK(scans(binary));
+}

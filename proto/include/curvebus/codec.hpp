@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "curvebus.pb.h"
 
@@ -41,6 +42,24 @@ struct DeliverView {
 // Writes Frame{ops:[Op{deliver}]} into `out` (replacing its contents): the
 // same bytes as encode_op of the equivalent v1::Op, in one allocation.
 void encode_deliver(const DeliverView& d, std::string& out);
+
+// The fields of a PUBLISH, as views into the received bytes.
+struct PublishView {
+  std::uint64_t request_id = 0;
+  std::string_view topic;
+  std::string_view payload;
+  bool ack = false;
+  bool retain = false;
+  std::string_view content_type;
+};
+
+// The broker's fast path for the common frame: one or more PUBLISH ops and
+// nothing else.  Fills `out` with views into `data` (no allocation once `out`
+// has grown) and returns true only when protobuf would parse the same bytes
+// to the same values: every field known, of its wire type, at most once, and
+// text fields valid UTF-8.  Anything else returns false and the caller
+// decodes with protobuf (decode_frame), which handles every other case.
+bool scan_publish_frame(const void* data, std::size_t size, std::vector<PublishView>& out);
 
 // Parses a frame.  Returns false (and leaves `out` unspecified) when the bytes
 // are not a valid Frame or hold no op.
