@@ -68,7 +68,14 @@ std::string raw_key(const char* z85) {
   return raw;
 }
 
+// --plain: no CURVE and no ZAP anywhere, to show what encryption costs.
+bool g_plain = false;
+const char* system_name() {
+  return g_plain ? "zmq-proxy-plain" : "zmq-proxy-curve";
+}
+
 void set_curve_server(void* s, const Keys& server) {
+  if (g_plain) return;
   const int one = 1;
   zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
   zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, server.sec, 40);
@@ -76,6 +83,7 @@ void set_curve_server(void* s, const Keys& server) {
 }
 
 void set_curve_client(void* s, const Keys& server, const Keys& client) {
+  if (g_plain) return;
   zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server.pub, 40);
   zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, client.pub, 40);
   zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, client.sec, 40);
@@ -368,10 +376,10 @@ int slow(const std::string& info, int proxy_pid, double rate, int size, double s
   publisher.join();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   std::printf(
-      "\nsummary system=zmq-proxy-curve size=%d rate=%.0f sent=%llu fast_received=%llu/%llu "
+      "\nsummary system=%s size=%d rate=%.0f sent=%llu fast_received=%llu/%llu "
       "fast_rate_min_after_stop=%.0f slow_received=%llu dropped=(not counted by libzmq) "
       "rss_after_stop_mb=%.1f..%.1f\n",
-      size, rate, static_cast<unsigned long long>(sent.load()),
+      system_name(), size, rate, static_cast<unsigned long long>(sent.load()),
       static_cast<unsigned long long>(count[0].load()),
       static_cast<unsigned long long>(count[1].load()), fast_min == 1e18 ? 0.0 : fast_min,
       static_cast<unsigned long long>(count[fast].load()), static_cast<double>(rss_min) / 1024,
@@ -392,6 +400,7 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds)->capture_default_str();
   app.add_option("--port", port, "First of two TCP ports (0: pick free ones)");
   bool search = false;
+  app.add_flag("--plain", g_plain, "No CURVE, no ZAP: the cost of encryption, for comparison");
   app.add_flag("--search", search,
                "Pace the publisher at the highest rate with < 1 % loss (found by short trials)");
   double latency_rate = 0, warmup = 1;
@@ -586,9 +595,10 @@ int main(int argc, char** argv) {
     std::sort(all.begin(), all.end());
     const std::uint64_t expected = (total - warm_count) * static_cast<std::uint64_t>(subscribers);
     std::printf(
-        "system=zmq-proxy-curve size=%d subscribers=%d rate=%.0f achieved_rate=%.0f samples=%zu "
+        "system=%s size=%d subscribers=%d rate=%.0f achieved_rate=%.0f samples=%zu "
         "lost=%llu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f zap_denied=%llu\n",
-        size, subscribers, latency_rate, static_cast<double>(total) / pub_seconds, all.size(),
+        system_name(), size, subscribers, latency_rate, static_cast<double>(total) / pub_seconds,
+        all.size(),
         static_cast<unsigned long long>(expected > all.size() ? expected - all.size() : 0),
         percentile(all, 50) / 1e3, percentile(all, 99) / 1e3, percentile(all, 99.9) / 1e3,
         all.empty() ? 0.0 : static_cast<double>(all.back()) / 1e3,
@@ -628,13 +638,13 @@ int main(int argc, char** argv) {
   const std::uint64_t expected = sent * static_cast<std::uint64_t>(subscribers);
   const std::uint64_t lost = expected > got_final ? expected - got_final : 0;
   std::printf(
-      "system=zmq-proxy-curve%s size=%d subscribers=%d sent=%llu publish_rate=%.0f/s "
+      "system=%s%s size=%d subscribers=%d sent=%llu publish_rate=%.0f/s "
       "delivered=%llu "
       "delivered_rate=%.0f/s lost=%llu zap_denied=%llu\n",
-      search ? "-paced" : "", size, subscribers, static_cast<unsigned long long>(sent),
-      static_cast<double>(sent) / seconds, static_cast<unsigned long long>(got_final),
-      static_cast<double>(got_final) / seconds, static_cast<unsigned long long>(lost),
-      static_cast<unsigned long long>(denied.load()));
+      system_name(), search ? "-paced" : "", size, subscribers,
+      static_cast<unsigned long long>(sent), static_cast<double>(sent) / seconds,
+      static_cast<unsigned long long>(got_final), static_cast<double>(got_final) / seconds,
+      static_cast<unsigned long long>(lost), static_cast<unsigned long long>(denied.load()));
   std::fflush(stdout);
   ::_exit(0);  // the proxy and ZAP threads block forever by design
 }
