@@ -275,6 +275,9 @@ void print_status(const v1::BrokerStatus& st) {
   std::printf("sessions   opened %llu, timed out %llu\n",
               static_cast<unsigned long long>(c.sessions_opened()),
               static_cast<unsigned long long>(c.sessions_timed_out()));
+  std::printf("retained   saved %llu times, save failures %llu\n",
+              static_cast<unsigned long long>(c.retained_saves()),
+              static_cast<unsigned long long>(c.retained_save_failures()));
 }
 
 int run_admin(const Connection& conn, const std::string& what, const std::string& arg, bool json) {
