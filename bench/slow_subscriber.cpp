@@ -20,42 +20,13 @@
 #include <thread>
 #include <vector>
 
+#include "proc_sample.hpp"
 #include "scenario_peer.hpp"
 
 namespace {
 
 using namespace curvebus;
 using namespace curvebus::bench;
-
-long rss_kb(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  long value = 0;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      in >> value;
-      return value;
-    }
-    in.ignore(1 << 12, '\n');
-  }
-  return 0;
-}
-
-long cpu_ticks(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(in, line);
-  const auto close = line.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(line.substr(close + 2));
-  std::string field;
-  long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stol(field);
-    if (i == 15) stime = std::stol(field);
-  }
-  return utime + stime;
-}
 
 }  // namespace
 
@@ -220,7 +191,7 @@ int main(int argc, char** argv) {
       "| t s | slow reading | broker RSS MB | broker CPU %% | fast msg/s (each) | slow "
       "queue_depth | slow dropped | broker dropped |\n|---|---|---|---|---|---|---|---|\n");
   std::vector<std::uint64_t> last(static_cast<std::size_t>(fast), 0);
-  long last_ticks = broker_pid ? cpu_ticks(broker_pid) : 0;
+  long last_ticks = broker_pid ? proc_cpu_ticks(broker_pid) : 0;
   long rss_max_after_stop = 0, rss_min_after_stop = 0;
   std::vector<double> fast_rates_after_stop;
   const auto t0 = Clock::now();
@@ -253,8 +224,8 @@ int main(int argc, char** argv) {
     q.mutable_admin()->set_command(v1::ADMIN_STATS);
     if (admin.request(q, v1::Op::kAdminReply, 2000, &a))
       broker_dropped = a.admin_reply().status().counters().dropped();
-    const long rss = broker_pid ? rss_kb(broker_pid) : 0;
-    const long ticks = broker_pid ? cpu_ticks(broker_pid) : 0;
+    const long rss = broker_pid ? proc_rss_kb(broker_pid) : 0;
+    const long ticks = broker_pid ? proc_cpu_ticks(broker_pid) : 0;
     if (slow_stopped) {
       rss_max_after_stop = std::max(rss_max_after_stop, rss);
       rss_min_after_stop = rss_min_after_stop ? std::min(rss_min_after_stop, rss) : rss;

@@ -37,7 +37,12 @@
 #include <thread>
 #include <vector>
 
+#include "proc_sample.hpp"
+
 namespace {
+
+using curvebus::bench::proc_cpu_ticks;
+using curvebus::bench::proc_rss_kb;
 
 using Clock = std::chrono::steady_clock;
 
@@ -223,34 +228,6 @@ int hold(const std::string& info, int n, int inflight, int heartbeat_ms, double 
   std::printf("final connected=%ld\n", read_count(count_file) - base);
   std::fflush(stdout);
   ::_exit(0);
-}
-
-long proc_rss_kb(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  long value = 0;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      in >> value;
-      return value;
-    }
-    in.ignore(1 << 12, '\n');
-  }
-  return 0;
-}
-
-long proc_cpu_ticks(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(in, line);
-  const auto close = line.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(line.substr(close + 2));
-  std::string field;
-  long ticks = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i)
-    if (i == 14 || i == 15) ticks += std::stol(field);
-  return ticks;
 }
 
 // --slow: a steady publisher, 2 fast SUBs and one that stops reading, through
