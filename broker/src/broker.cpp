@@ -56,16 +56,6 @@ std::string random_id() {
   return buf;
 }
 
-Status write_endpoint_file(const std::string& path, const std::string& endpoint) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return Status::Error("cannot write " + path, "IO");
-  std::fprintf(f, "%s\n", endpoint.c_str());
-  if (std::fclose(f) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0)
-    return Status::Error("cannot write " + path, "IO");
-  return Status::Ok();
-}
-
 }  // namespace
 
 const char* reason_name(CloseReason r) {
@@ -148,7 +138,8 @@ Status Core::start() {
   }
   endpoint_ = router_.get(zmq::sockopt::last_endpoint);
   if (!config_.endpoint_file.empty()) {
-    if (Status s = write_endpoint_file(config_.endpoint_file, endpoint_); !s) return s;
+    if (!write_file_atomically(config_.endpoint_file, endpoint_ + "\n", 0644))
+      return Status::Error("cannot write " + config_.endpoint_file, "IO");
   }
   spdlog::info(
       "broker listening endpoint={} broker_id={} version={} server_fp={} acl={} clients={}",

@@ -106,6 +106,11 @@ struct Counters {
 enum class CloseReason { kClosed, kTimeout, kKicked, kRevoked };
 const char* reason_name(CloseReason r);
 
+// Writes `bytes` to `path` through a temporary file, fsync and rename, so a
+// reader (or a restart after a crash) sees the old file or the new one, never
+// half of one (retained_store.cpp).
+bool write_file_atomically(const std::string& path, std::string_view bytes, int mode);
+
 // Protobuf's JSON mapping with proto field names and defaults printed ($SYS payloads).
 std::string to_json(const google::protobuf::Message& m);
 

@@ -39,8 +39,7 @@ std::uint64_t request_id_of(const v1::Op& op) {
 void Core::on_message(const std::string& routing_id, const zmq::message_t& body) {
   ++counters_.messages_in;
   counters_.bytes_in += body.size();
-  Session* session = find_session(routing_id);
-  if (session) {
+  if (Session* session = find_session(routing_id)) {
     // Any message is an alive signal.
     session->last_seen_ms = steady_ms();
     session->pinged = false;

@@ -26,7 +26,7 @@ namespace {
 
 constexpr std::uint32_t kFormat = 1;
 
-bool write_all(int fd, const std::string& bytes) {
+bool write_all(int fd, std::string_view bytes) {
   std::size_t done = 0;
   while (done < bytes.size()) {
     ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -38,6 +38,14 @@ bool write_all(int fd, const std::string& bytes) {
 }
 
 }  // namespace
+
+bool write_file_atomically(const std::string& path, std::string_view bytes, int mode) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  bool ok = fd >= 0 && write_all(fd, bytes) && ::fsync(fd) == 0;
+  if (fd >= 0) ok = (::close(fd) == 0) && ok;
+  return ok && std::rename(tmp.c_str(), path.c_str()) == 0;
+}
 
 void Core::load_retained() {
   if (!persisting()) return;
@@ -96,13 +104,7 @@ void Core::save_retained() {
       continue;
     store.add_values()->Swap(frame.mutable_ops(0)->mutable_deliver());
   }
-  const std::string tmp = config_.retained_file + ".tmp";
-  const std::string bytes = store.SerializeAsString();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  bool ok = fd >= 0 && write_all(fd, bytes) && ::fsync(fd) == 0;
-  if (fd >= 0) ok = (::close(fd) == 0) && ok;
-  ok = ok && std::rename(tmp.c_str(), config_.retained_file.c_str()) == 0;
-  if (ok) {
+  if (write_file_atomically(config_.retained_file, store.SerializeAsString(), 0600)) {
     ++counters_.retained_saves;
     return;
   }
