@@ -20,10 +20,13 @@
 
 #include "curvebus/certificate.hpp"
 #include "curvebus/codec.hpp"
+#include "scenario_peer.hpp"
 
 namespace {
 
 using namespace curvebus;
+using bench::load_secret;
+using bench::Peer;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
@@ -37,76 +40,11 @@ struct Options {
   int window = 2000;
 };
 
-struct Peer {
-  zmq::socket_t socket;
-  Peer(zmq::context_t& ctx, const Options& o, const std::string& server, const KeyPair& keys)
-      : socket(ctx, zmq::socket_type::dealer) {
-    socket.set(zmq::sockopt::linger, 0);
-    socket.set(zmq::sockopt::rcvhwm, 100000);
-    socket.set(zmq::sockopt::sndhwm, 100000);
-    socket.set(zmq::sockopt::curve_serverkey, server);
-    socket.set(zmq::sockopt::curve_publickey, keys.public_key);
-    socket.set(zmq::sockopt::curve_secretkey, keys.secret_key);
-    socket.connect(o.endpoint);
-  }
-  void send(const v1::Op& op) {
-    const std::string bytes = encode_op(op);
-    socket.send(zmq::buffer(bytes), zmq::send_flags::none);
-  }
-  // Reads one message and appends its ops; false on timeout.
-  bool recv(v1::Frame& frame, int timeout_ms) {
-    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) <= 0) return false;
-    zmq::message_t msg;
-    if (!socket.recv(msg, zmq::recv_flags::dontwait)) return false;
-    return decode_frame(msg.data(), msg.size(), frame);
-  }
-  // Sends a request and waits for the op answering it (answers PING meanwhile).
-  bool request(const v1::Op& op, v1::Op::BodyCase want, int timeout_ms) {
-    send(op);
-    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (Clock::now() < deadline) {
-      v1::Frame f;
-      if (!recv(f, 100)) continue;
-      for (const auto& o : f.ops()) {
-        if (o.body_case() == want) return true;
-        if (o.has_error()) {
-          std::fprintf(stderr, "bench: broker error %s: %s\n",
-                       error_code_name(o.error().code()).c_str(), o.error().message().c_str());
-          return false;
-        }
-      }
-    }
-    return false;
-  }
-  bool register_peer() {
-    v1::Op op;
-    op.mutable_register_()->set_request_id(1);
-    op.mutable_register_()->set_client_name("curvebus-bench");
-    op.mutable_register_()->set_heartbeat_ms(10000);
-    return request(op, v1::Op::kRegistered, 5000);
-  }
-  void pong(std::uint64_t nonce) {
-    v1::Op op;
-    op.mutable_pong()->set_nonce(nonce);
-    send(op);
-  }
-};
-
 struct SubResult {
   std::uint64_t received = 0;
   double seconds = 0;
   std::uint64_t gaps = 0;
 };
-
-KeyPair load_secret(const std::string& path) {
-  auto cert = read_certificate(path, true);
-  if (!cert) {
-    std::fprintf(stderr, "bench: %s\n", cert.status().message().c_str());
-    std::exit(1);
-  }
-  return cert->keys;
-}
 
 }  // namespace
 
@@ -140,11 +78,11 @@ int main(int argc, char** argv) {
   std::vector<std::thread> subs;
   for (int i = 0; i < o.subscribers; ++i) {
     subs.emplace_back([&, i] {
-      Peer p(ctx, o, *server, sub_keys);
+      Peer p(ctx, o.endpoint, *server, sub_keys);
       v1::Op sub;
       sub.mutable_subscribe()->set_request_id(2);
       sub.mutable_subscribe()->add_patterns("bench/#");
-      if (!p.register_peer() || !p.request(sub, v1::Op::kSuback, 5000)) {
+      if (!p.register_peer("curvebus-bench", 10000) || !p.request(sub, v1::Op::kSuback, 5000)) {
         failed = true;
         ++ready;
         return;
@@ -183,8 +121,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  Peer pub(ctx, o, *server, pub_keys);
-  if (!pub.register_peer()) {
+  Peer pub(ctx, o.endpoint, *server, pub_keys);
+  if (!pub.register_peer("curvebus-bench", 10000)) {
     std::fprintf(stderr, "bench: the publisher could not register\n");
     return 2;
   }
