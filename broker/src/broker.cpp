@@ -6,7 +6,11 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <random>
+
+#include <sodium.h>
 
 #include <google/protobuf/stubs/logging.h>
 #include <spdlog/spdlog.h>
@@ -27,6 +31,9 @@ const char* broker_version() {
 namespace {
 
 constexpr int kIncomingPerTurn = 256;  // messages drained per loop turn
+// Work units (about a microsecond each) one loop turn may spend on input
+// before it flushes output and looks at the sockets again.
+constexpr std::int64_t kTurnUnits = 20000;
 // ZeroMQ messages (batches of up to max_batch_bytes) libzmq may hold per peer
 // beyond the broker's own queue.  Kept low on purpose: with
 // ROUTER_MANDATORY a full pipe is EAGAIN (never a silent drop), and the
@@ -36,7 +43,7 @@ constexpr int kRcvHwm = 10000;
 constexpr long kBacklogRetryMs = 2;
 constexpr long kMaxPollMs = 1000;
 const char* kZapEndpoint = "inproc://zeromq.zap.01";
-const char* kMonitorEndpoint = "inproc://curvebus.monitor";
+const char* kMonitorEndpoint = "inproc://curvebus.monitor.";
 
 // Protobuf logs bad input (e.g. invalid UTF-8) itself; keep that out of the
 // operator's log unless debugging, since peers control how often it happens.
@@ -68,6 +75,10 @@ const char* reason_name(CloseReason r) {
       return "kicked";
     case CloseReason::kRevoked:
       return "revoked";
+    case CloseReason::kIdentity:
+      return "identity";
+    case CloseReason::kKeyExpired:
+      return "key_expired";
   }
   return "closed";
 }
@@ -79,6 +90,7 @@ Core::Core(Config config) : config_(std::move(config)) {
   config_.max_heartbeat_ms = std::max(config_.max_heartbeat_ms, config_.heartbeat_ms);
   broker_id_ = random_id();
   started_us_ = wall_clock_us();
+  name_state("$SYS");  // owner 0: the broker's own publications
 }
 
 Core::~Core() {
@@ -86,15 +98,101 @@ Core::~Core() {
     if (fd >= 0) ::close(fd);
 }
 
+std::string Core::peer_id(std::size_t listener, const void* rid, std::size_t size) {
+  std::string id;
+  id.reserve(size + 1);
+  id.push_back(static_cast<char>('0' + listener));
+  id.append(static_cast<const char*>(rid), size);
+  return id;
+}
+
+bool Core::send_to(const std::string& peer, const void* data, std::size_t size) {
+  const std::size_t index = static_cast<std::size_t>(peer.front() - '0');
+  void* router = listeners_[index].router.handle();
+  if (zmq_send(router, peer.data() + 1, peer.size() - 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    send_errno_ = zmq_errno();
+    return false;
+  }
+  // Once the routing id is accepted, ROUTER takes the body (or drops it when
+  // the pipe closed meanwhile, which the next flush notices).
+  zmq_send(router, data, size, ZMQ_DONTWAIT);
+  return true;
+}
+
+namespace {
+
+// Binds one ROUTER with `secret_key` at `bind`, monitored on its own inproc
+// endpoint.  libzmq starts each ROUTER's routing-id counter from rand(),
+// which nobody seeds: every broker would hand out the same, predictable ids.
+// Seeding it from the OS's random source right before creating the socket
+// makes the ids a peer could try to claim unguessable (docs/security.md).
+Status open_listener(zmq::context_t& ctx, const Config& config, std::size_t index,
+                     const std::string& bind, const std::string& secret_key, Listener& out) {
+  std::srand(randombytes_random());
+  try {
+    out.router = zmq::socket_t(ctx, zmq::socket_type::router);
+    out.router.set(zmq::sockopt::linger, 0);
+    out.router.set(zmq::sockopt::curve_server, 1);
+    out.router.set(zmq::sockopt::curve_secretkey, secret_key);
+    out.router.set(zmq::sockopt::zap_domain, "curvebus");
+    out.router.set(zmq::sockopt::router_mandatory, 1);
+    out.router.set(zmq::sockopt::backlog, 4096);
+    out.router.set(zmq::sockopt::sndhwm, kSndHwm);
+    out.router.set(zmq::sockopt::rcvhwm, kRcvHwm);
+    // Hard cap on one incoming ZeroMQ message: beyond it libzmq drops the
+    // connection (no ERROR is possible).  The payload bound itself is checked
+    // per PUBLISH and answered with ERROR TOO_LARGE.
+    out.router.set(zmq::sockopt::maxmsgsize,
+                   static_cast<std::int64_t>(config.max_message_bytes) + 64 * 1024);
+    const std::string monitor_endpoint = std::string(kMonitorEndpoint) + std::to_string(index);
+    const int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_ACCEPTED |
+                       ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+    if (zmq_socket_monitor(out.router.handle(), monitor_endpoint.c_str(), events) != 0)
+      return Status::Error(std::string("cannot monitor the socket: ") + zmq_strerror(zmq_errno()));
+    out.monitor = zmq::socket_t(ctx, zmq::socket_type::pair);
+    out.monitor.set(zmq::sockopt::linger, 0);
+    out.monitor.connect(monitor_endpoint);
+  } catch (const zmq::error_t& e) {
+    return Status::Error(std::string("cannot set up sockets: ") + e.what(), "IO");
+  }
+  try {
+    out.router.bind(bind);
+  } catch (const zmq::error_t& e) {
+    return Status::Error("cannot bind " + bind + ": " + e.what(), "BIND");
+  }
+  out.endpoint = out.router.get(zmq::sockopt::last_endpoint);
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status Core::start() {
   google::protobuf::SetLogHandler(&protobuf_log);
   if (!zmq_has("curve"))
     return Status::Error("this libzmq is built without CURVE; refusing to run insecurely");
+  if (sodium_init() < 0) return Status::Error("libsodium failed to initialise");
   auto cert = read_certificate(config_.keys_dir + "/broker_secret", true);
   if (!cert) return Status::Error(cert.status().message(), "KEYS");
+  std::optional<Certificate> next;
+  if (!config_.next_key.empty()) {
+    auto n = read_certificate(config_.next_key, true);
+    if (!n) return Status::Error(n.status().message(), "KEYS");
+    next = std::move(*n);
+  }
   auto acl = AllowList::load_file(config_.acl_path);
   if (!acl) return Status::Error(acl.status().message(), "CONFIG");
   acl_ = std::move(*acl);
+  if (!config_.revocations_file.empty()) {
+    auto revoked = RevocationList::load_file(config_.revocations_file);
+    if (!revoked) return Status::Error(revoked.status().message(), "CONFIG");
+    revocations_ = std::move(*revoked);
+  }
+  AuditLog::Options audit_options;
+  audit_options.path = config_.audit_file;
+  audit_options.max_bytes = config_.audit_max_bytes;
+  audit_ = std::make_unique<AuditLog>(audit_options);
+  if (Status s = audit_->open(); !s) return s;
 
   if (::pipe(stop_pipe_) != 0) return Status::Error("cannot create the stop pipe", "IO");
   for (int fd : stop_pipe_) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -104,56 +202,52 @@ Status Core::start() {
     zap_ = zmq::socket_t(context_, zmq::socket_type::rep);
     zap_.set(zmq::sockopt::linger, 0);
     zap_.bind(kZapEndpoint);
-
-    router_ = zmq::socket_t(context_, zmq::socket_type::router);
-    router_.set(zmq::sockopt::linger, 0);
-    router_.set(zmq::sockopt::curve_server, 1);
-    router_.set(zmq::sockopt::curve_secretkey, cert->keys.secret_key);
-    router_.set(zmq::sockopt::zap_domain, "curvebus");
-    router_.set(zmq::sockopt::router_mandatory, 1);
-    router_.set(zmq::sockopt::backlog, 4096);
-    router_.set(zmq::sockopt::sndhwm, kSndHwm);
-    router_.set(zmq::sockopt::rcvhwm, kRcvHwm);
-    // Hard cap on one incoming ZeroMQ message: beyond it libzmq drops the
-    // connection (no ERROR is possible).  The payload bound itself is checked
-    // per PUBLISH and answered with ERROR TOO_LARGE.
-    router_.set(zmq::sockopt::maxmsgsize,
-                static_cast<std::int64_t>(config_.max_message_bytes) + 64 * 1024);
-
-    const int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_ACCEPTED |
-                       ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
-    if (zmq_socket_monitor(router_.handle(), kMonitorEndpoint, events) != 0)
-      return Status::Error(std::string("cannot monitor the socket: ") + zmq_strerror(zmq_errno()));
-    monitor_ = zmq::socket_t(context_, zmq::socket_type::pair);
-    monitor_.set(zmq::sockopt::linger, 0);
-    monitor_.connect(kMonitorEndpoint);
   } catch (const zmq::error_t& e) {
     return Status::Error(std::string("cannot set up sockets: ") + e.what(), "IO");
   }
-  try {
-    router_.bind(config_.bind);
-  } catch (const zmq::error_t& e) {
-    return Status::Error("cannot bind " + config_.bind + ": " + e.what(), "BIND");
+  listeners_.resize(next ? 2 : 1);
+  if (Status s =
+          open_listener(context_, config_, 0, config_.bind, cert->keys.secret_key, listeners_[0]);
+      !s)
+    return s;
+  listeners_[0].server_fp = key_fingerprint(cert->keys.public_key);
+  if (next) {
+    if (Status s = open_listener(context_, config_, 1, config_.next_bind, next->keys.secret_key,
+                                 listeners_[1]);
+        !s)
+      return s;
+    listeners_[1].server_fp = key_fingerprint(next->keys.public_key);
   }
-  endpoint_ = router_.get(zmq::sockopt::last_endpoint);
   if (!config_.endpoint_file.empty()) {
-    if (!write_file_atomically(config_.endpoint_file, endpoint_ + "\n", 0644))
+    if (!write_file_atomically(config_.endpoint_file, listeners_[0].endpoint + "\n", 0644))
       return Status::Error("cannot write " + config_.endpoint_file, "IO");
+    if (next && !write_file_atomically(config_.endpoint_file + ".next",
+                                       listeners_[1].endpoint + "\n", 0644))
+      return Status::Error("cannot write " + config_.endpoint_file + ".next", "IO");
   }
   spdlog::info(
-      "broker listening endpoint={} broker_id={} version={} server_fp={} acl={} clients={}",
-      endpoint_, broker_id_, broker_version(), key_fingerprint(cert->keys.public_key),
-      config_.acl_path, acl_.entries().size());
+      "broker listening endpoint={} broker_id={} version={} server_fp={} acl={} clients={} keys={} "
+      "revocations={} audit={}",
+      listeners_[0].endpoint, broker_id_, broker_version(), listeners_[0].server_fp,
+      config_.acl_path, acl_.entries().size(), acl_.key_count(), revocations_.entries().size(),
+      config_.audit_file.empty() ? "(none)" : config_.audit_file);
+  if (next)
+    spdlog::info("broker key rotation: also listening endpoint={} server_fp={} (next key)",
+                 listeners_[1].endpoint, listeners_[1].server_fp);
   spdlog::info(
-      "limits heartbeat_ms={} max_message_bytes={} max_subscriptions={} publish_rate={} "
+      "limits heartbeat_ms={} max_message_bytes={} max_subscriptions={} publish_rate={}/name "
       "publish_burst={} queue_limit={} queue_limit_bytes={} history_depth={} max_topics={} "
-      "stats_interval_s={}",
+      "max_sessions_per_name={} work_budget={}/name memory_budget_bytes={} name_quota_bytes={} "
+      "topic_idle_s={} stats_interval_s={}",
       config_.heartbeat_ms, config_.max_message_bytes, config_.max_subscriptions,
       config_.publish_rate, config_.publish_burst, config_.queue_limit, config_.queue_limit_bytes,
-      config_.history_depth, config_.max_topics, config_.stats_interval_s);
+      config_.history_depth, config_.max_topics, config_.max_sessions_per_name, config_.work_budget,
+      config_.memory_budget_bytes, config_.name_quota_bytes, config_.topic_idle_s,
+      config_.stats_interval_s);
   load_retained();
-  next_stats_ms_ = config_.stats_interval_s ? steady_ms() + config_.stats_interval_s * 1000LL : 0;
+  const std::int64_t now = steady_ms();
+  next_stats_ms_ = config_.stats_interval_s ? now + config_.stats_interval_s * 1000LL : 0;
+  next_sweep_ms_ = now + 1000;
   started_ = true;
   return Status::Ok();
 }
@@ -168,67 +262,80 @@ void Core::stop() {
 }
 
 long Core::poll_timeout_ms(std::int64_t now) const {
+  if (!backlog_.empty()) return 0;
   std::int64_t due = now + kMaxPollMs;
   if (!timers_.empty()) due = std::min(due, timers_.top().first);
   if (next_stats_ms_) due = std::min(due, next_stats_ms_);
-  if (retained_dirty_) due = std::min(due, next_retained_save_ms_);
+  due = std::min(due, next_sweep_ms_);
+  due = std::min(due, next_audit_tick_ms_);
   if (!backlogged_.empty()) due = std::min(due, now + kBacklogRetryMs);
   return static_cast<long>(std::max<std::int64_t>(0, due - now));
 }
 
-void Core::drain_router() {
-  for (int i = 0; i < kIncomingPerTurn; ++i) {
+void Core::drain_listener(std::size_t index) {
+  zmq::socket_t& router = listeners_[index].router;
+  for (int i = 0; i < kIncomingPerTurn && turn_units_ > 0; ++i) {
     zmq::message_t rid;
-    if (!router_.recv(rid, zmq::recv_flags::dontwait)) return;
+    if (!router.recv(rid, zmq::recv_flags::dontwait)) return;
     if (!rid.more()) continue;  // cannot happen on a ROUTER
     zmq::message_t body;
-    if (!router_.recv(body, zmq::recv_flags::dontwait)) return;
-    std::string routing_id(static_cast<const char*>(rid.data()), rid.size());
+    if (!router.recv(body, zmq::recv_flags::dontwait)) return;
+    const std::string peer = peer_id(index, rid.data(), rid.size());
     if (body.more()) {  // the protocol is one part per message
       std::size_t bytes = body.size();
       bool extra = true;
       while (extra) {
         zmq::message_t skip;
-        if (!router_.recv(skip, zmq::recv_flags::dontwait)) break;
+        if (!router.recv(skip, zmq::recv_flags::dontwait)) break;
         extra = skip.more();
         bytes += skip.size();
       }
       ++counters_.messages_in;
       counters_.bytes_in += bytes;
-      malformed(routing_id, bytes, 0, "frame", "a message must be exactly one part");
+      malformed(peer, bytes, 0, "frame", "a message must be exactly one part");
       continue;
     }
-    on_message(routing_id, body);
+    on_message(peer, body);
   }
 }
 
 int Core::run() {
   if (!started_) return 1;
-  zmq::pollitem_t items[] = {
-      {router_.handle(), 0, ZMQ_POLLIN, 0},
-      {zap_.handle(), 0, ZMQ_POLLIN, 0},
-      {monitor_.handle(), 0, ZMQ_POLLIN, 0},
-      {nullptr, stop_pipe_[0], ZMQ_POLLIN, 0},
-  };
+  std::vector<zmq::pollitem_t> items;
+  items.push_back({nullptr, stop_pipe_[0], ZMQ_POLLIN, 0});
+  items.push_back({zap_.handle(), 0, ZMQ_POLLIN, 0});
+  for (auto& l : listeners_) {
+    items.push_back({l.monitor.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({l.router.handle(), 0, ZMQ_POLLIN, 0});
+  }
   while (!stopping_.load()) {
     const long timeout = poll_timeout_ms(steady_ms());
     try {
-      zmq::poll(items, 4, std::chrono::milliseconds(timeout));
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       spdlog::critical("poll failed: {}", e.what());
       return 1;
     }
-    if (items[3].revents & ZMQ_POLLIN) break;
+    if (items[0].revents & ZMQ_POLLIN) break;
     try {
       // ZAP first: handshakes waiting on it hold up the peers' first messages.
       if (items[1].revents & ZMQ_POLLIN) handle_zap();
-      if (items[2].revents & ZMQ_POLLIN) handle_monitor();
-      if (items[0].revents & ZMQ_POLLIN) drain_router();
+      for (std::size_t i = 0; i < listeners_.size(); ++i)
+        if (items[2 + 2 * i].revents & ZMQ_POLLIN) handle_monitor(i);
+      // One turn's work: deferred input first (oldest), then new messages,
+      // until the turn's budget is spent; what is left waits for the next
+      // turn, so one peer's huge frame never holds up the others for long.
+      turn_units_ = kTurnUnits;
+      serve_backlogs();
+      for (std::size_t i = 0; i < listeners_.size(); ++i)
+        if (items[3 + 2 * i].revents & ZMQ_POLLIN) drain_listener(i);
       const std::int64_t now = steady_ms();
       run_liveness(now);
+      run_key_expiry(now);
       run_stats(now);
-      if (retained_dirty_ && now >= next_retained_save_ms_) save_retained();
+      if (now >= next_sweep_ms_) sweep_topics(now);
+      run_audit(now);
       flush_all();
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
@@ -237,10 +344,13 @@ int Core::run() {
     }
   }
   spdlog::info("broker stopping sessions={} topics={}", sessions_.size(), topics_.size());
-  if (retained_dirty_) save_retained();
-  zmq_socket_monitor(router_.handle(), nullptr, 0);
-  monitor_.close();
-  router_.close();
+  if (retained_log_) retained_log_->flush_and_wait();
+  if (audit_) audit_->flush();
+  for (auto& l : listeners_) {
+    zmq_socket_monitor(l.router.handle(), nullptr, 0);
+    l.monitor.close();
+    l.router.close();
+  }
   zap_.close();
   context_.close();
   return 0;

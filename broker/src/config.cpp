@@ -55,7 +55,37 @@ std::map<std::string, Setting> settings(Config& c) {
        {S::kU32, &c.max_message_bytes, 1, 256u << 20, "largest PUBLISH payload"}},
       {"max_subscriptions", {S::kU32, &c.max_subscriptions, 1, u32, "patterns per session"}},
       {"publish_rate",
-       {S::kU32, &c.publish_rate, 0, u32, "publications/s per session (0 = unlimited)"}},
+       {S::kU32, &c.publish_rate, 0, u32,
+        "publications/s per name, all its sessions together (0 = unlimited)"}},
+      {"max_sessions_per_name",
+       {S::kU32, &c.max_sessions_per_name, 1, u32, "live sessions one name may hold"}},
+      {"work_budget",
+       {S::kU32, &c.work_budget, 0, u32,
+        "work units/s per name for requests other than PUBLISH (0 = unlimited)"}},
+      {"max_scan",
+       {S::kU32, &c.max_scan, 100, u32, "topics one TOPICS or retained SUBSCRIBE visits"}},
+      {"max_topics_reply",
+       {S::kU32, &c.max_topics_reply, 1, u32, "topics per TOPICS reply (then truncated)"}},
+      {"memory_budget_bytes",
+       {S::kU64, &c.memory_budget_bytes, 1u << 20, u64,
+        "bytes of history and retained values kept in all"}},
+      {"name_quota_bytes",
+       {S::kU64, &c.name_quota_bytes, 1024, u64,
+        "bytes of history and retained values charged to one name"}},
+      {"topic_idle_s",
+       {S::kU32, &c.topic_idle_s, 1, u32,
+        "forget a topic idle this long (no subscriber, no retained value)"}},
+      {"handshake_rate",
+       {S::kU32, &c.handshake_rate, 0, u32, "new connections/s per key (0 = unlimited)"}},
+      {"next_bind",
+       {S::kString, &c.next_bind, 0, 0,
+        "second endpoint serving the next broker key (key rotation)"}},
+      {"next_key", {S::kPath, &c.next_key, 0, 0, "secret certificate of the next broker key"}},
+      {"revocations_file",
+       {S::kPath, &c.revocations_file, 0, 0, "revocations kept across restarts"}},
+      {"audit_file", {S::kPath, &c.audit_file, 0, 0, "structured audit trail (JSON lines)"}},
+      {"audit_max_bytes",
+       {S::kU64, &c.audit_max_bytes, 4096, u64, "audit file rotated past this size"}},
       {"publish_burst",
        {S::kU32, &c.publish_burst, 0, u32, "token bucket size (0 = one second's worth)"}},
       {"queue_limit", {S::kU32, &c.queue_limit, 1, u32, "outbound ops queued per session"}},
@@ -228,6 +258,10 @@ Status validate(const Config& c) {
         "CONFIG");
   if (c.heartbeat_ms == 0) return Status::Error("heartbeat interval must be > 0", "CONFIG");
   if (c.max_batch_bytes < 1024) return Status::Error("max batch below 1 KiB", "CONFIG");
+  if (c.next_bind.empty() != c.next_key.empty())
+    return Status::Error("next_bind and next_key go together (broker key rotation)", "CONFIG");
+  if (c.name_quota_bytes > c.memory_budget_bytes)
+    return Status::Error("name_quota_bytes is over memory_budget_bytes", "CONFIG");
   return Status::Ok();
 }
 

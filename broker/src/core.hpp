@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <queue>
 #include <set>
@@ -19,6 +21,7 @@
 
 #include <zmq.hpp>
 
+#include "audit.hpp"
 #include "curvebus/acl.hpp"
 #include "curvebus/broker/broker.hpp"
 #include "curvebus/broker/config.hpp"
@@ -26,20 +29,64 @@
 #include "curvebus/broker/rate_limiter.hpp"
 #include "curvebus/broker/topic_tree.hpp"
 #include "curvebus/codec.hpp"
+#include "curvebus/revocations.hpp"
 #include "curvebus/status.hpp"
+#include "curvebus/text.hpp"
 #include "curvebus/topic.hpp"
 #include "log_limiter.hpp"
+#include "retained_log.hpp"
 
 namespace curvebus::broker {
 
 using Bytes = std::shared_ptr<const std::string>;
 
+// What every session of one name shares: the name's publish rate, its work
+// budget, its storage quota and its session count.  Entries are never erased
+// (bounded by the names the allow-list ever held), so pointers stay valid.
+struct NameState {
+  std::uint32_t owner = 0;  // index in Core::owners_ (storage accounting)
+  std::string name;
+  std::uint32_t sessions = 0;
+  TokenBucket publish;                // publications per second, all sessions together
+  TokenBucket work;                   // work units (about a microsecond each) per second
+  std::uint64_t stored_bytes = 0;     // history + retained values charged to this name
+  std::uint64_t refused_pending = 0;  // budget refusals not yet reported
+};
+
+// What the handshake proved about the connection a message came on (ZeroMQ
+// message metadata), kept with input served later.
+struct PeerMeta {
+  std::string user;               // ZAP User-Id: the peer's Z85 public key
+  bool chose_routing_id = false;  // the peer set its own routing id (handshake "Identity")
+  std::string address;            // Peer-Address
+};
+PeerMeta meta_of(const zmq::message_t& body);
+
+// Ops of one frame left for a later loop turn: work is served in slices so
+// that no frame, however large, holds up other peers (see input.cpp).
+struct PendingInput {
+  std::unique_ptr<std::string> bytes;  // the frame, when `views` point into it
+  std::vector<PublishView> views;      // a PUBLISH-only frame, read in place
+  std::unique_ptr<v1::Frame> frame;    // a decoded frame
+  std::vector<std::string> raw_ops;    // ops of a frame that did not decode as a whole
+  bool undecoded = false;              // `bytes` is a whole message not looked at yet
+  PeerMeta meta;
+  std::size_t next = 0;  // first op not yet served
+  std::size_t size() const {
+    return views.size() + (frame ? static_cast<std::size_t>(frame->ops_size()) : 0) +
+           raw_ops.size();
+  }
+};
+
 // One registered connection (a ROUTER routing id that sent REGISTER).
 struct Session {
-  std::uint64_t id = 0;  // internal key, also the subscriber id in the topic tree
-  std::string routing_id;
-  std::string session_id;  // the protocol's session id
-  std::string name;        // from the ZAP User-Id
+  std::uint64_t id = 0;               // internal key, also the subscriber id in the topic tree
+  std::string routing_id;             // listener tag + the ROUTER's routing id (see peer_id())
+  std::string session_id;             // the protocol's session id
+  std::string name;                   // the allow-list name of `key`
+  std::string key;                    // Z85 public key proven by the handshake: the identity
+  std::int64_t key_not_after_us = 0;  // 0 = the key does not expire
+  NameState* ns = nullptr;
   std::string fingerprint;
   std::string address;
   std::string client_name;
@@ -67,9 +114,13 @@ struct Session {
   std::uint64_t messages_in = 0;
   std::uint64_t messages_out = 0;
 
-  TokenBucket publish_bucket;
   std::uint64_t rate_refused_pending = 0;
   std::int64_t rate_error_ms = -1000000;
+  std::int64_t busy_error_ms = -1000000;
+
+  // Input not yet served (a large frame being served in slices), in order.
+  std::deque<PendingInput> input;
+  std::size_t input_bytes = 0;
 
   std::size_t pending_ops() const { return queue.size() + stalled_ops; }
   bool has_output() const { return !queue.empty() || !stalled.empty(); }
@@ -79,7 +130,10 @@ struct Topic {
   explicit Topic(std::size_t depth, std::size_t bytes) : history(depth, bytes) {}
   std::uint64_t seq = 0;
   TopicHistory history;
-  Bytes retained;  // encoded Deliver with retained=true, or null
+  Bytes retained;                    // encoded Deliver with retained=true, or null
+  std::uint32_t retained_owner = 0;  // who is charged for `retained`
+  std::uint32_t creator = 0;         // who is charged for the topic's own overhead
+  std::int64_t last_active_ms = 0;   // last publication (steady clock), for freeing idle topics
   // The topic tree's answer for this topic, valid while the tree's
   // generation is `subscribers_generation` (routing without a tree walk).
   std::vector<SubscriberId> subscribers;
@@ -100,10 +154,38 @@ struct Counters {
   std::uint64_t auth_denied = 0, sessions_opened = 0, sessions_timed_out = 0, frames_out = 0;
   std::uint64_t not_admin = 0;
   std::uint64_t retained_saves = 0, retained_save_failures = 0;
+  std::uint64_t identity_mismatches = 0, routing_ids_refused = 0, budget_refused = 0;
+  std::uint64_t quota_refused = 0, sessions_refused = 0, topics_freed = 0, input_deferred = 0;
+};
+
+// One bound ROUTER socket with its own server key.  A second listener serves
+// the next broker key during a key rotation; sessions remember theirs.
+struct Listener {
+  zmq::socket_t router;
+  zmq::socket_t monitor;  // its socket monitor (handshakes, connections)
+  std::string endpoint;
+  std::string server_fp;  // fingerprint of the server key it serves
+};
+
+// What a topic costs besides its publications (map nodes, the Topic, its
+// name twice, its subscriber cache), roughly; charged to its creator.
+constexpr std::int64_t kTopicOverhead = 512;
+
+// The part of a pattern before its first wildcard: every topic the pattern
+// matches starts with it ("robot/alex/#" -> "robot/alex"), so an ordered scan
+// can start there and stop when names stop starting with it.
+std::string literal_prefix(std::string_view pattern);
+
+// Directory entry: a topic the broker holds and/or names that declared they
+// provide it.  Kept in an ordered map so TOPICS and retained delivery scan
+// only the prefix a pattern can match, and can resume after a topic.
+struct DirEntry {
+  Topic* topic = nullptr;
+  std::map<std::string, std::uint32_t> providers;  // name -> sessions declaring it
 };
 
 // Why a session ended; the presence reason.
-enum class CloseReason { kClosed, kTimeout, kKicked, kRevoked };
+enum class CloseReason { kClosed, kTimeout, kKicked, kRevoked, kIdentity, kKeyExpired };
 const char* reason_name(CloseReason r);
 
 // Writes `bytes` to `path` through a temporary file, fsync and rename, so a
@@ -121,31 +203,65 @@ class Core {
   Status start();
   int run();
   void stop();
-  std::string endpoint() const { return endpoint_; }
+  std::string endpoint() const {
+    return listeners_.empty() ? std::string() : listeners_[0].endpoint;
+  }
 
   // ---- event loop (broker.cpp)
-  void drain_router();
+  void drain_listener(std::size_t index);
   long poll_timeout_ms(std::int64_t now) const;
+  // The session-table key of a peer: one tag byte for the listener, then the
+  // ROUTER's routing id.  Two listeners may hand out equal routing ids.
+  static std::string peer_id(std::size_t listener, const void* rid, std::size_t size);
+  // Sends one message to a peer (routing id + body); false with errno as zmq_send's.
+  bool send_to(const std::string& peer, const void* data, std::size_t size);
+  int send_errno_ = 0;
 
-  // ---- authentication and audit (zap.cpp, monitor.cpp)
+  // ---- authentication and audit (zap.cpp, monitor.cpp, audit_events.cpp)
   void handle_zap();
-  void handle_monitor();
+  void handle_monitor(std::size_t listener);
+  // One security decision for the audit trail (file and $SYS/audit/<event>).
+  void audit(std::string_view event, std::string_view who,
+             std::initializer_list<AuditField> fields);
+  void run_audit(std::int64_t now);
+
+  // ---- input: identity check, slicing of large frames (input.cpp)
+  void on_message(const std::string& peer, zmq::message_t& body);
+  // The same for a message already taken apart: `user` is its ZAP User-Id
+  // (null when none), `meta` reads the rest of its metadata when needed.
+  // The seam in-process tests and the fuzz harness feed frames through.
+  void on_input(const std::string& peer, const void* data, std::size_t size, const char* user,
+                const std::function<PeerMeta()>& meta);
+  // Splits a message into `in` (decoded frame or raw ops); false when it is
+  // not a Frame at all (answered MALFORMED).
+  bool decode_input(const std::string& peer, const void* data, std::size_t size, PendingInput& in);
+  // Serves ops of `in` from in.next on while the turn's work allows (all of
+  // them with `force`); true when every op was served.  The peer's session
+  // may be created (REGISTER) or dropped while serving.
+  bool serve(const std::string& peer, PendingInput& in, bool force);
+  void defer(Session& s, PendingInput&& in);
+  double op_work_ = 0;  // work units of the op being served
+  void serve_backlogs();
+  void identity_mismatch(Session& s, const char* user);
+  std::int64_t turn_units_ = 0;         // work left in this loop turn
+  std::vector<std::uint64_t> backlog_;  // sessions with deferred input, round robin
 
   // ---- dispatch (dispatch.cpp)
-  void on_message(const std::string& routing_id, const zmq::message_t& body);
-  void dispatch_op(const std::string& routing_id, const zmq::message_t& body, v1::Op& op);
-  void diagnose_bad_op(const std::string& routing_id, const std::string& bytes);
-  void malformed(const std::string& routing_id, std::size_t bytes, std::uint64_t request_id,
+  void dispatch_op(const std::string& peer, const PeerMeta& meta, v1::Op& op);
+  void diagnose_bad_op(const std::string& peer, const std::string& bytes);
+  void malformed(const std::string& peer, std::size_t bytes, std::uint64_t request_id,
                  const char* answers, const std::string& message);
   void on_op_registered(Session& s, v1::Op& op);
-  void on_op_unregistered(const std::string& routing_id, const zmq::message_t& body, v1::Op& op);
-  void reply_unregistered(const std::string& routing_id, v1::ErrorCode code,
-                          const std::string& message, const char* answers,
-                          std::uint64_t request_id);
+  void on_op_unregistered(const std::string& peer, const PeerMeta& meta, v1::Op& op);
+  void reply_unregistered(const std::string& peer, v1::ErrorCode code, const std::string& message,
+                          const char* answers, std::uint64_t request_id);
+  // Takes `units` of the name's work budget; false (ERROR BUSY sent, coalesced,
+  // counted) when the budget is spent.
+  bool charge_work(Session& s, double units, std::uint64_t request_id, const char* answers);
 
   // ---- one handler per operation (handle_*.cpp)
-  void handle_register(const std::string& routing_id, const zmq::message_t& body,
-                       const v1::Register& req, Session* existing);
+  void handle_register(const std::string& peer, const PeerMeta& meta, const v1::Register& req,
+                       Session* existing);
   void handle_subscribe(Session& s, const v1::Subscribe& req);
   void handle_unsubscribe(Session& s, const v1::Unsubscribe& req);
   void handle_publish(Session& s, const v1::Publish& req);
@@ -153,91 +269,106 @@ class Core {
   void handle_pull(Session& s, const v1::Pull& req);
   void handle_topics(Session& s, const v1::Topics& req);
   void handle_admin(Session& s, const v1::Admin& req);
+  // The one place that answers an ACL refusal: counted, audited, ERROR DENIED.
+  void deny(Session& s, const char* op, const std::string& topic, std::uint64_t request_id,
+            const std::string& message, v1::ErrorCode code = v1::ERROR_DENIED);
 
-  // ---- routing (handle_publish.cpp)
+  // ---- routing and storage (handle_publish.cpp, storage.cpp)
   struct RouteResult {
     std::uint64_t seq = 0;
     std::uint32_t delivered = 0;
     std::uint32_t dropped = 0;
   };
-  // Accepts a publication already checked; false when the topic bound is hit.
-  bool route(const std::string& topic, std::string_view payload, const std::string& publisher,
-             bool retain, std::string_view content_type, RouteResult& result);
-  void publish_sys(const std::string& topic, const std::string& json);
+  enum class RouteStatus { kOk, kTooManyTopics, kQuota, kBudget };
+  // Accepts a publication already checked (topic valid, ACL allowed).
+  RouteStatus route(const std::string& topic, std::string_view payload, NameState& publisher,
+                    bool retain, std::string_view content_type, RouteResult& result);
+  void publish_sys(const std::string& topic, const std::string& json, bool retain = true);
+  NameState& name_state(const std::string& name);
+  Topic* create_topic(const std::string& name, NameState& creator);
+  void free_topic(const std::string& name);
+  void charge(std::uint32_t owner, std::int64_t bytes);
+  void sweep_topics(std::int64_t now);
+  std::uint64_t stored_bytes_ = 0;
+  std::vector<NameState*> owners_;
+  std::string sweep_cursor_;
+  std::int64_t next_sweep_ms_ = 0;
 
   // ---- sessions and output (session.cpp)
-  Session* find_session(const std::string& routing_id);
+  Session* find_session(const std::string& peer);
   Session* find_session(std::uint64_t id);
-  // Queues a delivery; false (counted) when the session's queue is full.
   bool enqueue_delivery(Session& s, const Bytes& bytes);
-  // Queues a control reply (acks, errors, pongs): never dropped silently.
   void send_control(Session& s, const v1::Op& op);
   void send_error(Session& s, v1::ErrorCode code, std::uint64_t request_id,
                   const std::string& message, const std::string& topic, const char* answers,
                   std::uint64_t count = 0);
   void mark_dirty(Session& s);
-  // Sends what is queued; false when the peer is gone (session dropped).
-  // With `may_drop` false a vanished peer is left for the next flush_all
-  // (callers still holding the Session).
   bool flush_session(Session& s, bool may_drop = true);
   void flush_all();
   void drop_session(Session& s, CloseReason reason, const std::string& detail);
-  void tombstone(const std::string& routing_id, v1::ErrorCode code);
+  void tombstone(const std::string& peer, v1::ErrorCode code);
+  void add_provides(const Session& s);
+  void remove_provides(const Session& s);
 
-  // ---- alive signal (liveness_timer.cpp)
+  // ---- alive signal and key validity (liveness_timer.cpp)
   void schedule(Session& s, std::int64_t due_ms);
   void run_liveness(std::int64_t now);
+  void run_key_expiry(std::int64_t now);
+  using ExpiryEntry = std::pair<std::int64_t, std::uint64_t>;  // not_after_us, session id
+  std::priority_queue<ExpiryEntry, std::vector<ExpiryEntry>, std::greater<ExpiryEntry>> expiry_;
 
   // ---- presence and stats (presence.cpp, stats.cpp)
   void publish_presence(const Session& s, bool online, CloseReason reason);
   void fill_status(v1::BrokerStatus& st) const;
   void fill_counters(v1::Counters& c) const;
-  void fill_topic_info(const std::string& name, const Topic& t, v1::TopicInfo& info) const;
+  void fill_topic_info(const std::string& name, const Topic* t, const DirEntry& dir,
+                       v1::TopicInfo& info) const;
   void fill_client_info(const Session& s, v1::ClientInfo& info) const;
   void run_stats(std::int64_t now);
 
   // ---- retained values on disk (retained_store.cpp)
   void load_retained();
-  void save_retained();
-  bool persisting() const {
-    return config_.retained_sync_ms != 0 && !config_.retained_file.empty();
-  }
+  void persist_retained(const std::string& topic, const Bytes& value);
+  bool persisting() const { return retained_log_ != nullptr; }
 
-  // ---- admin actions (handle_admin.cpp)
-  std::size_t revoke_name(const std::string& name);
+  // ---- keys, revocation, admin actions (handle_admin.cpp, keys.cpp)
+  // Why `key` (of `name`) may not hold a session now; empty when it may.
+  std::string key_refusal(const std::string& key, const std::string& name, std::int64_t now_us,
+                          v1::ErrorCode* code) const;
+  std::size_t cut_sessions(const std::function<bool(const Session&)>& pred, v1::ErrorCode code,
+                           CloseReason reason, const std::string& message);
   std::size_t kick_name(const std::string& name);
   Status reload_acl(std::string& summary);
+  Status save_revocations();
 
   // ---- state
   Config config_;
   TopicRules topic_rules_;
   std::string broker_id_;
   std::int64_t started_us_ = 0;
-  std::string endpoint_;
 
   zmq::context_t context_;
-  zmq::socket_t router_;
+  std::vector<Listener> listeners_;
   zmq::socket_t zap_;
-  zmq::socket_t monitor_;
   int stop_pipe_[2] = {-1, -1};
   std::atomic<bool> stopping_{false};
   bool started_ = false;
 
   AllowList acl_;
-  std::unordered_set<std::string> revoked_names_;  // stay revoked across reloads
+  RevocationList revocations_;
+  std::unordered_map<std::string, TokenBucket> handshake_limit_;  // per key
 
   std::uint64_t next_session_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Session>> sessions_;
   std::unordered_map<std::string, std::uint64_t> by_routing_id_;
-  std::unordered_map<std::string, std::uint32_t> sessions_per_name_;
+  std::unordered_map<std::string, NameState> names_;
 
-  // Routing ids of ended sessions (revoked / expired), bounded FIFO.
   std::unordered_map<std::string, v1::ErrorCode> tombstones_;
   std::deque<std::string> tombstone_order_;
-  // Replies to unregistered routing ids are rate-limited per id.
   std::unordered_map<std::string, TokenBucket> unregistered_limit_;
 
   std::unordered_map<std::string, std::unique_ptr<Topic>> topics_;
+  std::map<std::string, DirEntry> directory_;
   TopicTree tree_;
 
   using TimerEntry = std::pair<std::int64_t, std::uint64_t>;  // due, session id
@@ -245,8 +376,14 @@ class Core {
   std::vector<std::uint64_t> dirty_;
   std::unordered_set<std::uint64_t> backlogged_;
   std::int64_t next_stats_ms_ = 0;
-  bool retained_dirty_ = false;
-  std::int64_t next_retained_save_ms_ = 0;
+
+  std::unique_ptr<RetainedLog> retained_log_;
+  std::unique_ptr<AuditLog> audit_;
+  std::int64_t next_audit_tick_ms_ = 0;
+  // Connections seen by the monitor: fd -> "address:port" (handshake audit).
+  std::unordered_map<int, std::string> connections_by_fd_;
+  // Handshake failures waiting for the DISCONNECTED event that names their fd.
+  std::deque<std::pair<std::size_t, std::string>> pending_handshake_failures_;  // listener, kind
 
   Counters counters_;
   std::uint32_t connections_ = 0;

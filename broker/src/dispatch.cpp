@@ -1,6 +1,5 @@
-// Incoming messages: decode the frame, then hand every op, in order, to its
-// handler.  Registered routing ids get their session; others may only
-// REGISTER.
+// Dispatch: hand every op, in order, to its handler (input.cpp decides when).
+// Registered routing ids get their session; others may only REGISTER.
 #include <google/protobuf/unknown_field_set.h>
 #include <spdlog/spdlog.h>
 
@@ -12,8 +11,10 @@ namespace {
 
 constexpr std::size_t kMaxUnregisteredTracked = 10000;
 
+}  // namespace
+
 // The request id of a request op (0 for ops without one).
-std::uint64_t request_id_of(const v1::Op& op) {
+static std::uint64_t request_id_of(const v1::Op& op) {
   switch (op.body_case()) {
     case v1::Op::kRegister:
       return op.register_().request_id();
@@ -34,70 +35,70 @@ std::uint64_t request_id_of(const v1::Op& op) {
   }
 }
 
-}  // namespace
-
-void Core::on_message(const std::string& routing_id, const zmq::message_t& body) {
-  ++counters_.messages_in;
-  counters_.bytes_in += body.size();
-  if (Session* session = find_session(routing_id)) {
-    // Any message is an alive signal.
-    session->last_seen_ms = steady_ms();
-    session->pinged = false;
-    ++session->messages_in;
-    // Fast path: a frame of PUBLISH ops only (the bulk of the traffic) is
-    // read in place, without building protobuf messages.
-    if (scan_publish_frame(body.data(), body.size(), publish_views_)) {
-      for (const PublishView& p : publish_views_) handle_publish(*session, p);
-      return;
+void Core::dispatch_op(const std::string& peer, const PeerMeta& meta, v1::Op& op) {
+  if (Session* s = find_session(peer)) {
+    if (op.body_case() != v1::Op::kPublish && op.body_case() != v1::Op::kHeartbeat &&
+        op.body_case() != v1::Op::kPong) {
+      // Requests other than PUBLISH spend the name's work budget; the
+      // handlers add what they scan.
+      op_work_ += 5;
+      if (!charge_work(*s, 5, request_id_of(op), op_name(op.body_case()))) return;
     }
-  }
-  frame_.Clear();
-  if (decode_frame(body.data(), body.size(), frame_)) {
-    for (int i = 0; i < frame_.ops_size(); ++i)
-      dispatch_op(routing_id, body, *frame_.mutable_ops(i));
-    return;
-  }
-  // Slow path: split the frame into its ops without a schema, so the valid
-  // ops are still served in order and each bad one gets its own answer
-  // (INVALID_TOPIC for text that is not UTF-8, MALFORMED otherwise).
-  google::protobuf::UnknownFieldSet fields;
-  const bool split = body.size() > 0 && body.size() < static_cast<std::size_t>(INT32_MAX) &&
-                     fields.ParseFromArray(body.data(), static_cast<int>(body.size())) &&
-                     fields.field_count() > 0;
-  bool all_ops = split;
-  for (int i = 0; split && i < fields.field_count(); ++i)
-    all_ops = all_ops && fields.field(i).number() == 1 &&
-              fields.field(i).type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED;
-  if (!all_ops) {
-    malformed(routing_id, body.size(), 0, "frame",
-              "not a curvebus v1 Frame (" + std::to_string(body.size()) + " bytes)");
-    return;
-  }
-  for (int i = 0; i < fields.field_count(); ++i) {
-    const std::string& bytes = fields.field(i).length_delimited();
-    v1::Op op;
-    if (op.ParseFromString(bytes)) {
-      dispatch_op(routing_id, body, op);
-      continue;
-    }
-    diagnose_bad_op(routing_id, bytes);
+    on_op_registered(*s, op);
+  } else {
+    on_op_unregistered(peer, meta, op);
   }
 }
 
-void Core::dispatch_op(const std::string& routing_id, const zmq::message_t& body, v1::Op& op) {
-  if (Session* s = find_session(routing_id))
-    on_op_registered(*s, op);
-  else
-    on_op_unregistered(routing_id, body, op);
+bool Core::charge_work(Session& s, double units, std::uint64_t request_id, const char* answers) {
+  NameState& ns = *s.ns;
+  const std::int64_t now = steady_ms();
+  if (ns.work.available(now)) {
+    ns.work.spend(now, units);
+    return true;
+  }
+  ++counters_.budget_refused;
+  ++ns.refused_pending;
+  // Coalesced: at most one ERROR per ~100 ms per session, carrying the count.
+  if (now - s.busy_error_ms >= 100) {
+    s.busy_error_ms = now;
+    audit("work_budget", s.name,
+          {{"name", s.name},
+           {"fp", s.fingerprint},
+           {"op", answers},
+           {"refused", std::to_string(ns.refused_pending), true}});
+    send_error(s, v1::ERROR_BUSY, request_id,
+               "the work budget of '" + s.name + "' (" + std::to_string(config_.work_budget) +
+                   " units/s) is spent; retry later",
+               "", answers, ns.refused_pending);
+    ns.refused_pending = 0;
+  }
+  return false;
+}
+
+void Core::deny(Session& s, const char* op, const std::string& topic, std::uint64_t request_id,
+                const std::string& message, v1::ErrorCode code) {
+  ++counters_.denials;
+  std::uint64_t suppressed = 0;
+  if (log_denied_.allow(suppressed))
+    spdlog::warn("acl denied op={} name={} fp={} topic=\"{}\"{}", op, s.name, s.fingerprint,
+                 printable(topic),
+                 suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
+  audit("acl_denied", s.name,
+        {{"name", s.name}, {"fp", s.fingerprint}, {"op", op}, {"topic", topic}});
+  send_error(s, code, request_id, message, is_valid_utf8(topic) ? topic : std::string(), op);
 }
 
 void Core::malformed(const std::string& routing_id, std::size_t bytes, std::uint64_t request_id,
                      const char* answers, const std::string& message) {
   ++counters_.malformed;
   Session* s = find_session(routing_id);
+  if (s)
+    audit("malformed", s->name,
+          {{"name", s->name}, {"answers", answers}, {"bytes", std::to_string(bytes), true}});
   std::uint64_t suppressed = 0;
   if (log_bad_input_.allow(suppressed))
-    spdlog::warn("malformed input bytes={} answers={} name={}{}", bytes, answers,
+    spdlog::warn("malformed input bytes={} answers={} name={}{}", bytes, printable(answers, 64),
                  s ? s->name : "(unregistered)",
                  suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
   if (s)
@@ -137,17 +138,23 @@ void Core::diagnose_bad_op(const std::string& routing_id, const std::string& byt
             bad_text ? "text is not valid UTF-8" : "undecodable op");
 }
 
-void Core::on_op_unregistered(const std::string& routing_id, const zmq::message_t& body,
-                              v1::Op& op) {
+void Core::on_op_unregistered(const std::string& routing_id, const PeerMeta& meta, v1::Op& op) {
   auto tomb = tombstones_.find(routing_id);
   if (tomb != tombstones_.end() && tomb->second == v1::ERROR_REVOKED) {
     reply_unregistered(routing_id, v1::ERROR_REVOKED, "this key was revoked",
                        op_name(op.body_case()), request_id_of(op));
     return;
   }
+  if (tomb != tombstones_.end() && tomb->second == v1::ERROR_IDENTITY) {
+    // A routing id another key's session used: nothing more is served on it.
+    reply_unregistered(routing_id, v1::ERROR_IDENTITY,
+                       "this connection took over another key's routing id; reconnect",
+                       op_name(op.body_case()), request_id_of(op));
+    return;
+  }
   switch (op.body_case()) {
     case v1::Op::kRegister:
-      handle_register(routing_id, body, op.register_(), nullptr);
+      handle_register(routing_id, meta, op.register_(), nullptr);
       return;
     case v1::Op::kBye:
       return;  // nothing to close
@@ -181,10 +188,7 @@ void Core::reply_unregistered(const std::string& routing_id, v1::ErrorCode code,
   e->set_message(message);
   e->set_answers(answers);
   const std::string bytes = encode_op(op);
-  if (zmq_send(router_.handle(), routing_id.data(), routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) <
-      0)
-    return;
-  zmq_send(router_.handle(), bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+  if (!send_to(routing_id, bytes.data(), bytes.size())) return;
   ++counters_.errors_sent;
   ++counters_.frames_out;
   ++counters_.messages_out;
@@ -195,7 +199,7 @@ void Core::reply_unregistered(const std::string& routing_id, v1::ErrorCode code,
 void Core::on_op_registered(Session& s, v1::Op& op) {
   switch (op.body_case()) {
     case v1::Op::kRegister:
-      handle_register(s.routing_id, zmq::message_t(), op.register_(), &s);
+      handle_register(s.routing_id, PeerMeta{}, op.register_(), &s);
       return;
     case v1::Op::kSubscribe:
       handle_subscribe(s, op.subscribe());
@@ -226,8 +230,9 @@ void Core::on_op_registered(Session& s, v1::Op& op) {
     }
     case v1::Op::kBye:
       spdlog::debug("bye name={} session={} reason=\"{}\"", s.name, s.session_id,
-                    op.bye().reason());
-      drop_session(s, CloseReason::kClosed, op.bye().reason().empty() ? "bye" : op.bye().reason());
+                    printable(op.bye().reason(), 128));
+      drop_session(s, CloseReason::kClosed,
+                   op.bye().reason().empty() ? "bye" : op.bye().reason().substr(0, 256));
       return;
     default:
       send_error(

@@ -50,10 +50,22 @@ subscribe = ["robot/{name}/cmd", "$SYS/presence/#"]
 
 }  // namespace
 
+// Files the broker writes beside the allow-list unless configured.
+static void default_beside_acl(Config& c) {
+  if (c.acl_path.empty()) return;
+  const std::size_t slash = c.acl_path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : c.acl_path.substr(0, slash);
+  if (c.revocations_file.empty()) c.revocations_file = dir + "/revoked.toml";
+  if (c.audit_file.empty()) c.audit_file = dir + "/audit.log";
+}
+
 Status prepare_home(Config& c, std::vector<std::string>& log) {
   if (c.bind.empty()) c.bind = kDefaultEndpoint;
   const bool need_home = c.keys_dir.empty() || c.acl_path.empty() || c.endpoint_file.empty();
-  if (!need_home) return Status::Ok();
+  if (!need_home) {
+    default_beside_acl(c);
+    return Status::Ok();
+  }
   if (c.home.empty()) {
     const char* env = std::getenv("CURVEBUS_HOME");
     c.home = env && *env ? env : "./.curvebus";
@@ -64,6 +76,7 @@ Status prepare_home(Config& c, std::vector<std::string>& log) {
   if (default_acl) c.acl_path = c.home + "/acl.toml";
   if (c.endpoint_file.empty()) c.endpoint_file = c.home + "/endpoint";
   if (c.retained_file.empty()) c.retained_file = c.home + "/retained.pb";
+  default_beside_acl(c);
   if (Status s = make_dir(c.home); !s) return s;
 
   if (default_keys && !exists(c.keys_dir + "/broker_secret")) {

@@ -1,69 +1,83 @@
-// ADMIN: status, clients, topics, stats, kick, revoke, reload — for names
-// whose ACL entry says admin = true.
+// ADMIN: status, clients, topics, stats, kick, revoke (by name or by key),
+// unrevoke, revocations, reload — for names whose ACL entry says admin.
+// Every action is audited with who did it.  Revocations are written to
+// revocations_file before the reply, so they survive a restart.
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
 
 #include "core.hpp"
+#include "curvebus/certificate.hpp"
 
 namespace curvebus::broker {
 
 namespace {
 
-std::vector<Session*> sessions_named(
-    const std::unordered_map<std::uint64_t, std::unique_ptr<Session>>& sessions,
-    const std::string& name) {
-  std::vector<Session*> out;
-  for (const auto& [id, s] : sessions)
-    if (s->name == name) out.push_back(s.get());
-  return out;
-}
+constexpr std::size_t kMaxAdminListing = 10000;
 
 }  // namespace
 
-std::size_t Core::kick_name(const std::string& name) {
-  auto victims = sessions_named(sessions_, name);
+std::size_t Core::cut_sessions(const std::function<bool(const Session&)>& pred, v1::ErrorCode code,
+                               CloseReason reason, const std::string& message) {
+  std::vector<Session*> victims;
+  for (const auto& [id, s] : sessions_)
+    if (pred(*s)) victims.push_back(s.get());
   for (Session* s : victims) {
-    send_error(*s, v1::ERROR_KICKED, 0, "an administrator ended this session", "", "session");
-    drop_session(*s, CloseReason::kKicked, "kicked by admin");
+    send_error(*s, code, 0, message, "", "session");
+    if (code == v1::ERROR_REVOKED || code == v1::ERROR_KEY_EXPIRED) tombstone(s->routing_id, code);
+    drop_session(*s, reason, message);
   }
   return victims.size();
 }
 
-std::size_t Core::revoke_name(const std::string& name) {
-  acl_.remove(name);
-  revoked_names_.insert(name);
-  auto victims = sessions_named(sessions_, name);
-  for (Session* s : victims) {
-    send_error(*s, v1::ERROR_REVOKED, 0, "this key was revoked", "", "session");
-    tombstone(s->routing_id, v1::ERROR_REVOKED);
-    drop_session(*s, CloseReason::kRevoked, "revoked by admin");
-  }
-  spdlog::warn("revoked name={} sessions_dropped={}", name, victims.size());
-  return victims.size();
+std::size_t Core::kick_name(const std::string& name) {
+  return cut_sessions([&](const Session& s) { return s.name == name; }, v1::ERROR_KICKED,
+                      CloseReason::kKicked, "an administrator ended this session");
+}
+
+Status Core::save_revocations() {
+  if (config_.revocations_file.empty())
+    return Status::Error("no revocations_file is configured: the revocation lasts until restart",
+                         "CONFIG");
+  return revocations_.save_file(config_.revocations_file);
 }
 
 Status Core::reload_acl(std::string& summary) {
   auto loaded = AllowList::load_file(config_.acl_path);
   if (!loaded) return loaded.status();
-  AllowList fresh = std::move(*loaded);
-  std::size_t still_revoked = 0;
-  for (const auto& name : revoked_names_) still_revoked += fresh.remove(name) ? 1 : 0;
-  acl_ = std::move(fresh);
+  acl_ = std::move(*loaded);
+  if (!config_.revocations_file.empty()) {
+    // A hand-edited revocation list is picked up too (an operator may lift
+    // one by deleting its block); a broken one keeps the current list.
+    auto revoked = RevocationList::load_file(config_.revocations_file);
+    if (!revoked) return revoked.status();
+    revocations_ = std::move(*revoked);
+  }
 
-  std::size_t revoked_sessions = 0, removed_subscriptions = 0;
+  // Identity is the key: a session survives only if its key is still on the
+  // list, under the same name, valid and not revoked.
+  const std::int64_t now_us = wall_clock_us();
+  std::size_t cut = 0, removed_subscriptions = 0;
   std::vector<Session*> all;
   for (const auto& [id, s] : sessions_) all.push_back(s.get());
   for (Session* s : all) {
-    const AclEntry* entry = acl_.by_name(s->name);
-    if (!entry) {
-      send_error(*s, v1::ERROR_REVOKED, 0, "this name left the allow-list", "", "session");
-      tombstone(s->routing_id, v1::ERROR_REVOKED);
-      drop_session(*s, CloseReason::kRevoked, "removed from the allow-list on reload");
-      ++revoked_sessions;
+    v1::ErrorCode code = v1::ERROR_REVOKED;
+    const std::string why = key_refusal(s->key, s->name, now_us, &code);
+    if (!why.empty()) {
+      audit("session_cut", s->name,
+            {{"name", s->name}, {"fp", s->fingerprint}, {"reason", why}, {"by", "reload"}});
+      send_error(*s, code, 0, "this session's key is no longer allowed: " + why, "", "session");
+      tombstone(s->routing_id, code);
+      drop_session(*s,
+                   code == v1::ERROR_KEY_EXPIRED ? CloseReason::kKeyExpired : CloseReason::kRevoked,
+                   "reload: " + why);
+      ++cut;
       continue;
     }
-    s->rights = *entry;
+    const auto match = acl_.by_key(s->key);
+    s->rights = *match.entry;
+    s->key_not_after_us = match.key->not_after_us;
+    if (s->key_not_after_us) expiry_.emplace(s->key_not_after_us, s->id);
     for (auto it = s->subscriptions.begin(); it != s->subscriptions.end();) {
       if (may_subscribe(s->rights, *it)) {
         ++it;
@@ -75,34 +89,44 @@ Status Core::reload_acl(std::string& summary) {
     }
   }
   summary = "reloaded " + config_.acl_path + ": " + std::to_string(acl_.entries().size()) +
-            " clients, " + std::to_string(revoked_sessions) + " sessions revoked, " +
-            std::to_string(removed_subscriptions) + " subscriptions removed" +
-            (still_revoked ? ", " + std::to_string(still_revoked) + " names still revoked" : "");
+            " names, " + std::to_string(acl_.key_count()) + " keys, " +
+            std::to_string(revocations_.entries().size()) + " revocations; " + std::to_string(cut) +
+            " sessions cut, " + std::to_string(removed_subscriptions) + " subscriptions removed";
   spdlog::info("acl {}", summary);
   return Status::Ok();
 }
 
 void Core::handle_admin(Session& s, const v1::Admin& req) {
   const std::uint64_t rid = req.request_id();
+  const char* command = v1::AdminCommand_Name(req.command()).c_str();
   if (!s.rights.admin) {
-    ++counters_.denials;
     ++counters_.not_admin;
-    std::uint64_t suppressed = 0;
-    if (log_denied_.allow(suppressed))
-      spdlog::warn("acl denied op=admin name={} fp={} command={}{}", s.name, s.fingerprint,
-                   v1::AdminCommand_Name(req.command()),
-                   suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
-    send_error(s, v1::ERROR_NOT_ADMIN, rid, "'" + s.name + "' is not an administrator", "",
-               "admin");
+    deny(s, "admin", command, rid, "'" + s.name + "' is not an administrator", v1::ERROR_NOT_ADMIN);
     return;
   }
   const std::string routing_id = s.routing_id;  // s may go away (kick / revoke of oneself)
   const std::string admin_name = s.name;
+  const std::string admin_fp = s.fingerprint;
+  const std::string& arg = req.argument();
+  auto audit_action = [&](const std::string& result) {
+    audit("admin", admin_name,
+          {{"name", admin_name},
+           {"fp", admin_fp},
+           {"command", command},
+           {"argument", arg},
+           {"reason", req.reason()},
+           {"result", result}});
+  };
+  auto fail = [&](v1::ErrorCode code, const std::string& message) {
+    audit_action("refused: " + message);
+    if (Session* self = find_session(routing_id))
+      send_error(*self, code, rid, message, "", "admin");
+  };
   v1::Op op;
   auto* r = op.mutable_admin_reply();
   r->set_request_id(rid);
   r->set_command(req.command());
-  const std::string& arg = req.argument();
+  const std::int64_t now_us = wall_clock_us();
   switch (req.command()) {
     case v1::ADMIN_STATUS:
     case v1::ADMIN_STATS:
@@ -114,59 +138,126 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
       std::sort(list.begin(), list.end(), [](const Session* a, const Session* b) {
         return a->name != b->name ? a->name < b->name : a->id < b->id;
       });
+      if (list.size() > kMaxAdminListing) {
+        list.resize(kMaxAdminListing);
+        r->set_truncated(true);
+      }
       for (const Session* peer : list) fill_client_info(*peer, *r->add_clients());
+      op_work_ += static_cast<double>(list.size());
       break;
     }
     case v1::ADMIN_TOPICS: {
-      std::vector<const std::string*> names;
-      for (const auto& [name, t] : topics_) names.push_back(&name);
-      std::sort(names.begin(), names.end(),
-                [](const std::string* a, const std::string* b) { return *a < *b; });
-      for (const std::string* name : names)
-        fill_topic_info(*name, *topics_.at(*name), *r->add_topics());
+      for (const auto& [name, entry] : directory_) {
+        if (!entry.topic) continue;
+        if (static_cast<std::size_t>(r->topics_size()) >= kMaxAdminListing) {
+          r->set_truncated(true);
+          break;
+        }
+        fill_topic_info(name, entry.topic, entry, *r->add_topics());
+      }
+      op_work_ += static_cast<double>(r->topics_size());
       break;
     }
     case v1::ADMIN_KICK: {
-      if (!sessions_per_name_.count(arg)) {
-        send_error(s, v1::ERROR_NOT_FOUND, rid, "no live session of '" + arg + "'", "", "admin");
+      const auto it = names_.find(arg);
+      if (it == names_.end() || it->second.sessions == 0) {
+        fail(v1::ERROR_NOT_FOUND, "no live session of '" + arg + "'");
         return;
       }
-      spdlog::warn("admin kick by={} name={}", admin_name, arg);
+      spdlog::warn("admin kick by={} name={}", admin_name, printable(arg));
       const std::size_t n = kick_name(arg);
       r->set_message("kicked " + std::to_string(n) + " session(s) of '" + arg + "'");
       break;
     }
-    case v1::ADMIN_REVOKE: {
-      if (!acl_.by_name(arg) && !sessions_per_name_.count(arg)) {
-        send_error(s, v1::ERROR_NOT_FOUND, rid, "'" + arg + "' is not on the allow-list", "",
-                   "admin");
+    case v1::ADMIN_REVOKE: {  // by name: every key of the name, now and later
+      const auto it = names_.find(arg);
+      if (!acl_.by_name(arg) && (it == names_.end() || it->second.sessions == 0)) {
+        fail(v1::ERROR_NOT_FOUND, "'" + arg + "' is not on the allow-list");
         return;
       }
-      spdlog::warn("admin revoke by={} name={}", admin_name, arg);
-      const std::size_t n = revoke_name(arg);
-      r->set_message("revoked '" + arg + "' (" + std::to_string(n) +
-                     " session(s) dropped; lasts until restart — remove it from " +
-                     config_.acl_path + " to make it permanent)");
+      Revocation rev{Revocation::Kind::kName, arg, admin_name, now_us, req.reason()};
+      const bool added = revocations_.add(rev);
+      const Status saved = save_revocations();
+      const std::size_t n =
+          cut_sessions([&](const Session& x) { return x.name == arg; }, v1::ERROR_REVOKED,
+                       CloseReason::kRevoked, "the name '" + arg + "' was revoked");
+      spdlog::warn("admin revoke by={} name={} sessions_dropped={} persisted={}", admin_name,
+                   printable(arg), n, saved ? "yes" : saved.message());
+      r->set_message(std::string(added ? "revoked" : "already revoked:") + " name '" + arg + "' (" +
+                     std::to_string(n) + " session(s) cut); " +
+                     (saved ? "kept in " + config_.revocations_file + " until unrevoked"
+                            : "NOT persisted: " + saved.message()));
       break;
     }
+    case v1::ADMIN_REVOKE_KEY: {  // one key: the name's other keys stay valid
+      auto resolved = resolve_key(acl_, revocations_, arg);
+      if (!resolved) {
+        fail(v1::ERROR_NOT_FOUND, resolved.status().message());
+        return;
+      }
+      const std::string key = *resolved;
+      const std::string fp = key_fingerprint(key);
+      Revocation rev{Revocation::Kind::kKey, key, admin_name, now_us, req.reason()};
+      const bool added = revocations_.add(rev);
+      const Status saved = save_revocations();
+      const std::size_t n =
+          cut_sessions([&](const Session& x) { return x.key == key; }, v1::ERROR_REVOKED,
+                       CloseReason::kRevoked, "this key (" + fp + ") was revoked");
+      spdlog::warn("admin revoke-key by={} fp={} sessions_dropped={} persisted={}", admin_name, fp,
+                   n, saved ? "yes" : saved.message());
+      r->set_message(std::string(added ? "revoked" : "already revoked:") + " key " + fp + " (" +
+                     std::to_string(n) + " session(s) cut); " +
+                     (saved ? "kept in " + config_.revocations_file + " until unrevoked"
+                            : "NOT persisted: " + saved.message()));
+      break;
+    }
+    case v1::ADMIN_UNREVOKE: {
+      bool removed = revocations_.remove(Revocation::Kind::kName, arg);
+      std::string what = "name '" + arg + "'";
+      if (!removed) {
+        if (auto key = resolve_key(acl_, revocations_, arg)) {
+          removed = revocations_.remove(Revocation::Kind::kKey, *key);
+          what = "key " + key_fingerprint(*key);
+        }
+      }
+      if (!removed) {
+        fail(v1::ERROR_NOT_FOUND, "'" + arg + "' is not revoked");
+        return;
+      }
+      const Status saved = save_revocations();
+      spdlog::warn("admin unrevoke by={} {}", admin_name, printable(what));
+      r->set_message("lifted the revocation of " + what +
+                     (saved ? std::string() : "; NOT persisted: " + saved.message()));
+      break;
+    }
+    case v1::ADMIN_REVOCATIONS:
+      for (const auto& rev : revocations_.entries()) {
+        auto* info = r->add_revocations();
+        const bool by_key = rev.kind == Revocation::Kind::kKey;
+        info->set_kind(by_key ? "key" : "name");
+        info->set_value(by_key ? key_fingerprint(rev.value) : rev.value);
+        info->set_by(rev.by);
+        info->set_at_us(rev.at_us);
+        info->set_reason(rev.reason);
+      }
+      break;
     case v1::ADMIN_RELOAD: {
       spdlog::info("admin reload by={}", admin_name);
       std::string summary;
       Status st = reload_acl(summary);
-      Session* self = find_session(routing_id);
       if (!st) {
-        if (self)
-          send_error(*self, v1::ERROR_INTERNAL, rid, "reload failed: " + st.message(), "", "admin");
         spdlog::error("acl reload failed: {}", st.message());
+        fail(v1::ERROR_INTERNAL, "reload failed: " + st.message());
         return;
       }
       r->set_message(summary);
       break;
     }
     default:
-      send_error(s, v1::ERROR_UNSUPPORTED, rid, "unknown admin command", "", "admin");
+      fail(v1::ERROR_UNSUPPORTED, "unknown admin command");
       return;
   }
+  audit_action(r->message().empty() ? "ok" : r->message());
   if (Session* self = find_session(routing_id)) send_control(*self, op);
 }
 

@@ -1,5 +1,8 @@
-// REGISTER: open a session for an authenticated routing id.  The name comes
-// from the ZAP User-Id of the message, never from the request.
+// REGISTER: open a session for an authenticated connection.  The identity is
+// the key libzmq proved in the handshake (the ZAP User-Id); the name, role
+// and rights come from the allow-list entry of that key, never from the
+// request.  Refused: connections that chose their own routing id, keys that
+// are revoked or outside their validity, names over their session cap.
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
@@ -21,58 +24,107 @@ v1::Role role_from_acl(const std::string& role) {
 
 }  // namespace
 
-void Core::handle_register(const std::string& routing_id, const zmq::message_t& body,
-                           const v1::Register& req, Session* existing) {
+void Core::handle_register(const std::string& peer, const PeerMeta& meta, const v1::Register& req,
+                           Session* existing) {
   const std::int64_t now = steady_ms();
   Session* s = existing;
   if (!s) {
-    const char* user = zmq_msg_gets(body.handle(), "User-Id");
-    if (!user || !*user) {
-      reply_unregistered(routing_id, v1::ERROR_INTERNAL, "no authenticated identity", "register",
+    if (meta.user.empty()) {
+      reply_unregistered(peer, v1::ERROR_INTERNAL, "no authenticated identity", "register",
                          req.request_id());
       return;
     }
-    const std::string name = user;
-    const AclEntry* entry = acl_.by_name(name);
-    if (!entry || revoked_names_.count(name)) {
-      tombstone(routing_id, v1::ERROR_REVOKED);
-      reply_unregistered(routing_id, v1::ERROR_REVOKED, "this key was revoked", "register",
+    const std::string fp = key_fingerprint(meta.user);
+    const auto match = acl_.by_key(meta.user);
+    const std::string name = match.entry ? match.entry->name : "";
+    if (meta.chose_routing_id) {
+      // A routing id the peer picked could be another session's (a hijack)
+      // or one libzmq is about to generate (a crash): never a session's.
+      ++counters_.routing_ids_refused;
+      audit("routing_id_chosen", name.empty() ? fp : name,
+            {{"name", name}, {"fp", fp}, {"address", meta.address}});
+      spdlog::warn("register refused: peer chose its own routing id name={} fp={} address={}", name,
+                   fp, meta.address);
+      reply_unregistered(peer, v1::ERROR_IDENTITY,
+                         "curvebus refuses routing ids chosen by the peer: do not set "
+                         "ZMQ_ROUTING_ID on the DEALER",
+                         "register", req.request_id());
+      return;
+    }
+    v1::ErrorCode code = v1::ERROR_REVOKED;
+    if (std::string why = key_refusal(meta.user, "", wall_clock_us(), &code); !why.empty()) {
+      tombstone(peer, code);
+      audit("register_refused", name.empty() ? fp : name,
+            {{"name", name}, {"fp", fp}, {"reason", why}, {"address", meta.address}});
+      reply_unregistered(peer, code, "this key may not connect: " + why, "register",
                          req.request_id());
+      return;
+    }
+    NameState& ns = name_state(name);
+    if (ns.sessions >= config_.max_sessions_per_name) {
+      ++counters_.sessions_refused;
+      audit("session_limit", name,
+            {{"name", name},
+             {"fp", fp},
+             {"address", meta.address},
+             {"sessions", std::to_string(ns.sessions), true}});
+      reply_unregistered(peer, v1::ERROR_RESOURCE_EXHAUSTED,
+                         "'" + name + "' already holds " + std::to_string(ns.sessions) +
+                             " sessions (max_sessions_per_name)",
+                         "register", req.request_id());
       return;
     }
     auto owned = std::make_unique<Session>();
     s = owned.get();
     s->id = next_session_++;
-    s->routing_id = routing_id;
+    s->routing_id = peer;
     s->session_id = broker_id_.substr(0, 8) + "-" + std::to_string(s->id);
     s->name = name;
-    s->rights = *entry;
-    s->fingerprint = key_fingerprint(entry->public_key);
-    if (const char* addr = zmq_msg_gets(body.handle(), "Peer-Address")) s->address = addr;
+    s->key = meta.user;
+    s->key_not_after_us = match.key->not_after_us;
+    s->ns = &ns;
+    s->rights = *match.entry;
+    s->fingerprint = fp;
+    s->address = meta.address;
     s->connected_us = wall_clock_us();
-    s->publish_bucket = TokenBucket(config_.publish_rate, config_.publish_burst);
     s->last_seen_ms = now;
     s->last_sent_ms = now;
-    tombstones_.erase(routing_id);
-    unregistered_limit_.erase(routing_id);
-    by_routing_id_[routing_id] = s->id;
-    ++sessions_per_name_[name];
+    tombstones_.erase(peer);
+    unregistered_limit_.erase(peer);
+    by_routing_id_[peer] = s->id;
+    ++ns.sessions;
     ++counters_.sessions_opened;
     sessions_.emplace(s->id, std::move(owned));
+    if (s->key_not_after_us) expiry_.emplace(s->key_not_after_us, s->id);
   }
-  s->role = req.role() == v1::ROLE_UNSPECIFIED ? role_from_acl(s->rights.role) : req.role();
+  // The role is the allow-list's: a peer cannot present itself as a robot.
+  s->role = role_from_acl(s->rights.role);
   s->client_name = req.client_name().substr(0, 128);
   const std::uint32_t requested = req.heartbeat_ms() ? req.heartbeat_ms() : config_.heartbeat_ms;
   s->heartbeat_ms = std::clamp(requested, config_.min_heartbeat_ms, config_.max_heartbeat_ms);
-  s->provides.clear();
-  for (const auto& t : req.provides()) {
-    if (s->provides.size() >= kMaxProvides) break;
-    if (check_topic(t, topic_rules_).empty()) s->provides.push_back(t);
-  }
-  schedule(*s, now + s->heartbeat_ms);
 
   v1::Op op;
   auto* r = op.mutable_registered();
+  // The directory lists a provider only for topics its ACL lets it publish.
+  remove_provides(*s);
+  s->provides.clear();
+  for (const auto& t : req.provides()) {
+    if (s->provides.size() >= kMaxProvides) {
+      r->add_denied_provides(t);
+      continue;
+    }
+    if (!check_topic(t, topic_rules_).empty() || !may_publish(s->rights, t)) {
+      if (r->denied_provides_size() < 8)
+        audit("provides_denied", s->name,
+              {{"name", s->name}, {"fp", s->fingerprint}, {"topic", t}});
+      r->add_denied_provides(is_valid_utf8(t) ? t : printable(t));
+      continue;
+    }
+    s->provides.push_back(t);
+  }
+  add_provides(*s);
+  schedule(*s, now + s->heartbeat_ms);
+
   r->set_request_id(req.request_id());
   r->set_session_id(s->session_id);
   r->set_name(s->name);
@@ -80,6 +132,7 @@ void Core::handle_register(const std::string& routing_id, const zmq::message_t& 
   r->set_timeout_ms(s->heartbeat_ms * 3);
   r->set_broker_version(broker_version());
   r->set_broker_id(broker_id_);
+  r->set_role(s->role);
   auto* l = r->mutable_limits();
   l->set_max_message_bytes(config_.max_message_bytes);
   l->set_max_topic_bytes(config_.max_topic_bytes);
@@ -97,10 +150,11 @@ void Core::handle_register(const std::string& routing_id, const zmq::message_t& 
     return;
   }
   spdlog::info(
-      "session open name={} fp={} role={} session={} address={} heartbeat_ms={} client=\"{}\" "
-      "version=\"{}\"",
-      s->name, s->fingerprint, v1::Role_Name(s->role), s->session_id, s->address, s->heartbeat_ms,
-      s->client_name, req.client_version().substr(0, 64));
+      "session open name={} fp={} role={} session={} address={} listener={} heartbeat_ms={} "
+      "client=\"{}\" version=\"{}\"",
+      s->name, s->fingerprint, v1::Role_Name(s->role), s->session_id, s->address,
+      listeners_[static_cast<std::size_t>(peer.front() - '0')].endpoint, s->heartbeat_ms,
+      printable(s->client_name, 128), printable(req.client_version(), 64));
   publish_presence(*s, true, CloseReason::kClosed);
 }
 

@@ -1,9 +1,22 @@
 // SUBSCRIBE / UNSUBSCRIBE: one answer per pattern, in request order.
 #include <spdlog/spdlog.h>
 
+#include <unordered_set>
+
 #include "core.hpp"
 
 namespace curvebus::broker {
+
+namespace {
+
+// $SYS/audit/... carries the audit trail: administrators only, whatever the
+// ACL's patterns say.
+bool reaches_audit(const std::string& pattern) {
+  return topic_matches(pattern, "$SYS/audit/x") || pattern_covers(pattern, "$SYS/audit/x") ||
+         pattern.rfind("$SYS/audit", 0) == 0;
+}
+
+}  // namespace
 
 void Core::handle_subscribe(Session& s, const v1::Subscribe& req) {
   v1::Op op;
@@ -18,15 +31,17 @@ void Core::handle_subscribe(Session& s, const v1::Subscribe& req) {
       a->set_reason(why);
       continue;
     }
-    if (!may_subscribe(s.rights, pattern)) {
+    if (!may_subscribe(s.rights, pattern) || (!s.rights.admin && reaches_audit(pattern))) {
       a->set_result(v1::PATTERN_DENIED);
       a->set_reason("the ACL of '" + s.name + "' does not allow subscribing to this pattern");
       ++counters_.denials;
       std::uint64_t suppressed = 0;
       if (log_denied_.allow(suppressed))
         spdlog::warn("acl denied op=subscribe name={} fp={} pattern=\"{}\"{}", s.name,
-                     s.fingerprint, pattern,
+                     s.fingerprint, printable(pattern),
                      suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
+      audit("acl_denied", s.name,
+            {{"name", s.name}, {"fp", s.fingerprint}, {"op", "subscribe"}, {"topic", pattern}});
       continue;
     }
     if (!s.subscriptions.count(pattern)) {
@@ -47,15 +62,36 @@ void Core::handle_subscribe(Session& s, const v1::Subscribe& req) {
                 granted.size(), req.patterns_size());
 
   if (!req.want_retained() || granted.empty()) return;
-  for (const auto& [name, topic] : topics_) {
-    if (!topic->retained) continue;
-    for (const auto& pattern : granted) {
-      if (topic_matches(pattern, name)) {
-        enqueue_delivery(s, topic->retained);
+  // Retained values from the ordered directory, starting at each pattern's
+  // literal prefix; at most max_scan entries visited per request.
+  std::size_t visited = 0, sent = 0;
+  bool capped = false;
+  std::unordered_set<const Topic*> done;  // overlapping patterns: each value once
+  for (const auto& pattern : granted) {
+    const std::string prefix = literal_prefix(pattern);
+    for (auto it = directory_.lower_bound(prefix);
+         it != directory_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      if (visited >= config_.max_scan) {
+        capped = true;
         break;
       }
+      ++visited;
+      const Topic* t = it->second.topic;
+      if (!t || !t->retained || !topic_matches(pattern, it->first)) continue;
+      if (!done.insert(t).second) continue;
+      enqueue_delivery(s, t->retained);
+      ++sent;
     }
+    if (capped) break;
   }
+  const double units = static_cast<double>(visited) / 2 + static_cast<double>(sent);
+  op_work_ += units;
+  s.ns->work.spend(steady_ms(), units);
+  if (capped)
+    send_error(s, v1::ERROR_BUSY, req.request_id(),
+               "retained values: stopped after looking at " + std::to_string(visited) +
+                   " topics (max_scan); subscribe to narrower patterns or PULL the topics needed",
+               "", "subscribe", sent);
 }
 
 void Core::handle_unsubscribe(Session& s, const v1::Unsubscribe& req) {

@@ -2,13 +2,19 @@
 
 namespace curvebus::broker {
 
-void TopicHistory::add(StoredPublication p) {
-  bytes_ += p.encoded ? p.encoded->size() : 0;
-  ring_.push_back(std::move(p));
-  while (ring_.size() > depth_ || (ring_.size() > 1 && bytes_ > max_bytes_)) {
-    bytes_ -= ring_.front().encoded ? ring_.front().encoded->size() : 0;
-    ring_.pop_front();
+EvictionPlan TopicHistory::plan_add(std::size_t bytes, std::uint32_t owner) const {
+  EvictionPlan plan;
+  std::size_t size = ring_.size() + 1;
+  std::size_t total = bytes_ + bytes;
+  for (const auto& p : ring_) {  // oldest first, as add() evicts
+    if (!(size > depth_ || (size > 1 && total > max_bytes_))) break;
+    const std::size_t b = p.encoded ? p.encoded->size() : 0;
+    plan.evicted_bytes += b;
+    if (p.owner == owner) plan.evicted_owner_bytes += b;
+    total -= b;
+    --size;
   }
+  return plan;
 }
 
 PullSelection TopicHistory::select(std::uint64_t since_seq, std::size_t max_count,

@@ -51,3 +51,28 @@ void Core::run_liveness(std::int64_t now) {
 }
 
 }  // namespace curvebus::broker
+
+namespace curvebus::broker {
+
+// Keys with a not_after: a min-heap of (expiry, session), so a session is cut
+// when its key's validity ends, without scanning sessions.
+void Core::run_key_expiry(std::int64_t) {
+  if (expiry_.empty()) return;
+  const std::int64_t now_us = wall_clock_us();
+  while (!expiry_.empty() && expiry_.top().first <= now_us) {
+    const auto [due, id] = expiry_.top();
+    expiry_.pop();
+    Session* s = find_session(id);
+    if (!s || s->key_not_after_us != due) continue;  // gone, or key validity changed
+    audit("session_cut", s->name,
+          {{"name", s->name}, {"fp", s->fingerprint}, {"reason", "key expired"}});
+    spdlog::warn("session cut name={} fp={} session={}: key expired", s->name, s->fingerprint,
+                 s->session_id);
+    send_error(*s, v1::ERROR_KEY_EXPIRED, 0, "this session's key reached its not_after", "",
+               "session");
+    tombstone(s->routing_id, v1::ERROR_KEY_EXPIRED);
+    drop_session(*s, CloseReason::kKeyExpired, "key expired");
+  }
+}
+
+}  // namespace curvebus::broker

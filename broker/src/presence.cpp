@@ -21,11 +21,12 @@ void Core::publish_presence(const Session& s, bool online, CloseReason reason) {
   p.set_role(s.role);
   p.set_session_id(s.session_id);
   p.set_timestamp_us(wall_clock_us());
-  auto it = sessions_per_name_.find(s.name);
-  const std::uint32_t remaining = it == sessions_per_name_.end() ? 0 : it->second;
+  const std::uint32_t remaining = s.ns ? s.ns->sessions : 0;
   p.set_sessions(remaining);
   // The retained value describes the name: it stays "online" while another
   // session of the same name is alive (reason says why this one ended).
+  // The name is the allow-list's (printable by construction); its presence
+  // topic is built from it.
   if (online || remaining > 0) {
     p.set_state("online");
     if (!online) p.set_reason(reason_name(reason));

@@ -1,20 +1,18 @@
 // Retained values on disk, so that a restarted broker (clean stop or
 // SIGKILL) gives subscribers the last known state of every topic at once.
 //
-// The whole set is rewritten atomically (temporary file, fsync, rename) when
-// it changed, at most every retained_sync_ms: a SIGKILL loses at most that
-// window, never the file.  Sequence numbers continue from the kept value;
-// the broker_id changes at every start, which is how a client knows that its
-// older seqs (and the history behind them) are gone.  $SYS topics are not
-// kept: the broker rebuilds them.
+// RetainedLog (retained_log.hpp) owns the file and a writer thread: the
+// routing thread only hands it the new value of a topic (the encoded bytes it
+// already holds), never waits for a write or an fsync.  Sequence numbers
+// continue from the kept value; the broker_id changes at every start, which
+// is how a client knows that its older seqs (and the history behind them)
+// are gone.  $SYS topics are not kept: the broker rebuilds them.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -23,8 +21,6 @@
 namespace curvebus::broker {
 
 namespace {
-
-constexpr std::uint32_t kFormat = 1;
 
 bool write_all(int fd, std::string_view bytes) {
   std::size_t done = 0;
@@ -48,72 +44,62 @@ bool write_file_atomically(const std::string& path, std::string_view bytes, int 
 }
 
 void Core::load_retained() {
-  if (!persisting()) return;
-  std::ifstream in(config_.retained_file, std::ios::binary);
-  if (!in) return;  // first start: nothing kept yet
-  std::stringstream buf;
-  buf << in.rdbuf();
-  v1::RetainedStore store;
-  if (!store.ParseFromString(buf.str()) || store.format() != kFormat) {
-    // Keep the unreadable file for inspection; start with no retained values.
-    const std::string aside = config_.retained_file + ".bad";
-    std::rename(config_.retained_file.c_str(), aside.c_str());
-    spdlog::error("retained values file {} is unreadable (format {}); moved to {}, starting empty",
-                  config_.retained_file, store.format(), aside);
+  if (config_.retained_sync_ms == 0 || config_.retained_file.empty()) return;
+  RetainedLog::Options options;
+  options.path = config_.retained_file;
+  options.sync_ms = config_.retained_sync_ms;
+  retained_log_ = std::make_unique<RetainedLog>(options);
+  auto loaded = retained_log_->load();
+  if (!loaded) {
+    spdlog::error("retained values file {}: {}; keeping retained values in memory only",
+                  config_.retained_file, loaded.status().message());
+    retained_log_.reset();
     return;
   }
-  std::size_t restored = 0, skipped = 0;
-  for (auto& d : *store.mutable_values()) {
-    if (d.topic().empty() || d.topic().front() == '$' ||
-        !check_topic(d.topic(), topic_rules_).empty() || d.payload().empty() ||
-        d.payload().size() > config_.max_message_bytes || topics_.size() >= config_.max_topics ||
-        topics_.count(d.topic())) {
+  if (loaded->set_aside)
+    spdlog::error("retained values file {} was unreadable; moved to {}.bad, starting empty",
+                  config_.retained_file, config_.retained_file);
+  std::size_t restored = 0, skipped = loaded->skipped;
+  NameState& sys = name_state("$SYS");
+  v1::Frame frame;
+  for (auto& [topic, value] : loaded->values) {
+    if (!value || !decode_frame(value->data(), value->size(), frame) || frame.ops_size() != 1 ||
+        !frame.ops(0).has_deliver()) {
       ++skipped;
       continue;
     }
-    auto& t = *topics_
-                   .emplace(d.topic(),
-                            std::make_unique<Topic>(config_.history_depth, config_.history_bytes))
-                   .first->second;
-    d.set_retained(true);
-    v1::Op op;
-    *op.mutable_deliver() = d;
-    t.seq = d.seq();
-    t.last_publish_us = d.timestamp_us();
-    t.retained = std::make_shared<const std::string>(encode_op(op));
-    t.history.add({d.seq(), d.timestamp_us(), t.retained});
-    if (!d.publisher().empty()) t.publishers.push_back(d.publisher());
+    const v1::Deliver& d = frame.ops(0).deliver();
+    if (topic.empty() || topic.front() == '$' || d.topic() != topic ||
+        !check_topic(topic, topic_rules_).empty() || d.payload().empty() ||
+        d.payload().size() > config_.max_message_bytes || topics_.count(topic)) {
+      ++skipped;
+      continue;
+    }
+    // Charged to the name that published it when that name is known, so the
+    // quotas hold across a restart.
+    NameState& owner = d.publisher().empty() ? sys : name_state(d.publisher());
+    Topic* t = create_topic(topic, owner);
+    if (!t) {
+      ++skipped;
+      continue;
+    }
+    t->seq = d.seq();
+    t->last_publish_us = d.timestamp_us();
+    t->retained = value;
+    t->retained_owner = owner.owner;
+    charge(owner.owner, static_cast<std::int64_t>(value->size()));
+    charge(owner.owner, static_cast<std::int64_t>(value->size()));
+    t->history.add({d.seq(), d.timestamp_us(), value, owner.owner});
+    if (!d.publisher().empty()) t->publishers.push_back(d.publisher());
     ++restored;
   }
-  spdlog::info("restored retained values file={} topics={} skipped={} written_by={}",
-               config_.retained_file, restored, skipped, store.broker_id());
+  spdlog::info("restored retained values file={} topics={} skipped={}{}", config_.retained_file,
+               restored, skipped, loaded->migrated ? " (converted from the old format)" : "");
+  retained_log_->start();
 }
 
-void Core::save_retained() {
-  retained_dirty_ = false;
-  next_retained_save_ms_ = steady_ms() + config_.retained_sync_ms;
-  v1::RetainedStore store;
-  store.set_format(kFormat);
-  store.set_broker_id(broker_id_);
-  store.set_written_us(wall_clock_us());
-  v1::Frame frame;
-  for (const auto& [name, topic] : topics_) {
-    if (!topic->retained || name.front() == '$') continue;
-    if (!decode_frame(topic->retained->data(), topic->retained->size(), frame) ||
-        frame.ops_size() != 1 || !frame.ops(0).has_deliver())
-      continue;
-    store.add_values()->Swap(frame.mutable_ops(0)->mutable_deliver());
-  }
-  if (write_file_atomically(config_.retained_file, store.SerializeAsString(), 0600)) {
-    ++counters_.retained_saves;
-    return;
-  }
-  ++counters_.retained_save_failures;
-  retained_dirty_ = true;  // try again after the interval
-  std::uint64_t suppressed = 0;
-  if (log_bad_input_.allow(suppressed))
-    spdlog::error("cannot write retained values to {}: {}", config_.retained_file,
-                  std::strerror(errno));
+void Core::persist_retained(const std::string& topic, const Bytes& value) {
+  if (retained_log_) retained_log_->put(topic, value);
 }
 
 }  // namespace curvebus::broker

@@ -107,9 +107,8 @@ bool Core::flush_session(Session& s, bool may_drop) {
         s.queue.pop_front();
       }
     }
-    if (zmq_send(router_.handle(), s.routing_id.data(), s.routing_id.size(),
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-      const int err = zmq_errno();
+    if (!send_to(s.routing_id, s.stalled.data(), s.stalled.size())) {
+      const int err = send_errno_;
       if (err == EAGAIN) {
         backlogged_.insert(s.id);
         return true;
@@ -126,7 +125,6 @@ bool Core::flush_session(Session& s, bool may_drop) {
       backlogged_.insert(s.id);
       return true;
     }
-    zmq_send(router_.handle(), s.stalled.data(), s.stalled.size(), ZMQ_DONTWAIT);
     ++counters_.frames_out;
     counters_.messages_out += s.stalled_ops;
     counters_.bytes_out += s.stalled.size();
@@ -154,6 +152,20 @@ void Core::flush_all() {
     it = sessions_.count(*it) ? std::next(it) : backlogged_.erase(it);
 }
 
+void Core::add_provides(const Session& s) {
+  for (const auto& topic : s.provides) ++directory_[topic].providers[s.name];
+}
+
+void Core::remove_provides(const Session& s) {
+  for (const auto& topic : s.provides) {
+    auto it = directory_.find(topic);
+    if (it == directory_.end()) continue;
+    auto p = it->second.providers.find(s.name);
+    if (p != it->second.providers.end() && --p->second == 0) it->second.providers.erase(p);
+    if (!it->second.topic && it->second.providers.empty()) directory_.erase(it);
+  }
+}
+
 void Core::tombstone(const std::string& routing_id, v1::ErrorCode code) {
   if (tombstones_.emplace(routing_id, code).second) {
     tombstone_order_.push_back(routing_id);
@@ -169,30 +181,26 @@ void Core::tombstone(const std::string& routing_id, v1::ErrorCode code) {
 void Core::drop_session(Session& s, CloseReason reason, const std::string& detail) {
   const std::uint64_t id = s.id;
   // Last words (ERROR KICKED / REVOKED) go out if the pipe takes them; the
-  // session is forgotten either way.
-  if (s.has_output() && reason != CloseReason::kTimeout) {
-    if (zmq_send(router_.handle(), s.routing_id.data(), s.routing_id.size(),
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
-      std::string rest = s.stalled;
-      for (const auto& b : s.queue) rest.append(*b);
-      zmq_send(router_.handle(), rest.data(), rest.size(), ZMQ_DONTWAIT);
+  // session is forgotten either way.  Never when the routing id now belongs
+  // to another key's connection (identity mismatch): that would hand it this
+  // session's deliveries.
+  if (s.has_output() && reason != CloseReason::kTimeout && reason != CloseReason::kIdentity) {
+    std::string rest = s.stalled;
+    for (const auto& b : s.queue) rest.append(*b);
+    if (send_to(s.routing_id, rest.data(), rest.size())) {
       ++counters_.frames_out;
       counters_.bytes_out += rest.size();
     }
   }
   for (const auto& pattern : s.subscriptions) tree_.unsubscribe(pattern, id);
+  remove_provides(s);
   by_routing_id_.erase(s.routing_id);
   backlogged_.erase(id);
-  if (auto it = sessions_per_name_.find(s.name); it != sessions_per_name_.end()) {
-    if (it->second <= 1)
-      sessions_per_name_.erase(it);
-    else
-      --it->second;
-  }
+  if (s.ns && s.ns->sessions > 0) --s.ns->sessions;
   if (reason == CloseReason::kTimeout) ++counters_.sessions_timed_out;
   spdlog::info("session close name={} session={} reason={} detail=\"{}\" in={} out={} dropped={}",
-               s.name, s.session_id, reason_name(reason), detail, s.messages_in, s.messages_out,
-               s.dropped);
+               s.name, s.session_id, reason_name(reason), printable(detail, 256), s.messages_in,
+               s.messages_out, s.dropped);
   publish_presence(s, false, reason);
   sessions_.erase(id);
 }

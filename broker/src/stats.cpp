@@ -24,7 +24,23 @@ void Core::fill_counters(v1::Counters& c) const {
   c.set_sessions_timed_out(k.sessions_timed_out);
   c.set_frames_out(k.frames_out);
   c.set_retained_saves(k.retained_saves);
-  c.set_retained_save_failures(k.retained_save_failures);
+  if (retained_log_) {
+    const auto rs = retained_log_->stats();
+    c.set_retained_saves(rs.syncs);
+    c.set_retained_save_failures(rs.failures);
+  }
+  c.set_identity_mismatches(k.identity_mismatches);
+  c.set_routing_ids_refused(k.routing_ids_refused);
+  c.set_budget_refused(k.budget_refused);
+  c.set_quota_refused(k.quota_refused);
+  c.set_sessions_refused(k.sessions_refused);
+  c.set_topics_freed(k.topics_freed);
+  c.set_stored_bytes(stored_bytes_);
+  c.set_input_deferred(k.input_deferred);
+  if (audit_) {
+    c.set_audit_events(audit_->stats().events);
+    c.set_audit_aggregated(audit_->stats().aggregated);
+  }
 }
 
 void Core::fill_status(v1::BrokerStatus& st) const {
@@ -34,7 +50,7 @@ void Core::fill_status(v1::BrokerStatus& st) const {
   st.set_uptime_ms(static_cast<std::uint64_t>((wall_clock_us() - started_us_) / 1000));
   st.set_peers(static_cast<std::uint32_t>(sessions_.size()));
   st.set_topics(static_cast<std::uint32_t>(topics_.size()));
-  st.set_endpoint(endpoint_);
+  st.set_endpoint(endpoint());
   fill_counters(*st.mutable_counters());
 }
 
@@ -55,6 +71,7 @@ void Core::fill_client_info(const Session& s, v1::ClientInfo& info) const {
   info.set_messages_out(s.messages_out);
   info.set_key_fingerprint(s.fingerprint);
   info.set_client_name(s.client_name);
+  info.set_listener(listeners_[static_cast<std::size_t>(s.routing_id.front() - '0')].endpoint);
 }
 
 void Core::run_stats(std::int64_t now) {

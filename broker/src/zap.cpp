@@ -1,5 +1,9 @@
-// ZAP handler (RFC 27): admits only CURVE keys on the live allow-list and
-// binds each to its name (the User-Id the ROUTER attaches to every message).
+// ZAP handler (RFC 27): admits only CURVE keys on the live allow-list, inside
+// their validity, not revoked, and not reconnecting faster than
+// handshake_rate.  The User-Id it returns is the key itself (Z85): the ROUTER
+// attaches it to every message of the connection, and the broker checks it
+// against the session on every message (input.cpp) — the name is looked up
+// from the key, never the other way round.
 #include <spdlog/spdlog.h>
 
 #include "core.hpp"
@@ -9,11 +13,48 @@ namespace curvebus::broker {
 
 namespace {
 
+constexpr std::size_t kMaxHandshakeBuckets = 100000;
+
 std::string str(const zmq::message_t& m) {
   return std::string(static_cast<const char*>(m.data()), m.size());
 }
 
 }  // namespace
+
+std::string Core::key_refusal(const std::string& key, const std::string& name, std::int64_t now_us,
+                              v1::ErrorCode* code) const {
+  auto set = [&](v1::ErrorCode c) {
+    if (code) *code = c;
+  };
+  const auto match = acl_.by_key(key);
+  if (!match.entry) {
+    set(v1::ERROR_REVOKED);
+    return "unknown key";
+  }
+  if (!name.empty() && match.entry->name != name) {
+    set(v1::ERROR_REVOKED);
+    return "key now belongs to another name";
+  }
+  if (revocations_.key_revoked(key)) {
+    set(v1::ERROR_REVOKED);
+    return "key revoked";
+  }
+  if (revocations_.name_revoked(match.entry->name)) {
+    set(v1::ERROR_REVOKED);
+    return "name revoked";
+  }
+  switch (key_state(*match.key, now_us)) {
+    case KeyState::kValid:
+      return "";
+    case KeyState::kNotYetValid:
+      set(v1::ERROR_KEY_EXPIRED);
+      return "key not yet valid";
+    case KeyState::kExpired:
+      set(v1::ERROR_KEY_EXPIRED);
+      return "key expired";
+  }
+  return "";
+}
 
 void Core::handle_zap() {
   for (int i = 0; i < 64; ++i) {
@@ -28,33 +69,53 @@ void Core::handle_zap() {
     }
     // version, request id, domain, address, identity, mechanism, credentials...
     std::string status = "400", text = "not allowed", user;
-    std::string address = parts.size() > 3 ? str(parts[3]) : "";
-    std::string mechanism = parts.size() > 5 ? str(parts[5]) : "";
+    const std::string address = parts.size() > 3 ? str(parts[3]) : "";
+    const std::string mechanism = parts.size() > 5 ? str(parts[5]) : "";
     if (parts.size() >= 7 && str(parts[0]) == "1.0" && str(parts[2]) == "curvebus" &&
         mechanism == "CURVE" && parts[6].size() == 32) {
       char z85[41] = {};
       zmq_z85_encode(z85, static_cast<const std::uint8_t*>(parts[6].data()), 32);
-      const AclEntry* entry = acl_.by_key(z85);
-      if (entry && !revoked_names_.count(entry->name)) {
-        status = "200";
-        text = "OK";
-        user = entry->name;
-        spdlog::debug("zap allow name={} fp={} address={}", entry->name, key_fingerprint(z85),
-                      address);
+      const std::string key = z85;
+      const std::string fp = key_fingerprint(key);
+      const auto match = acl_.by_key(key);
+      const std::string why = key_refusal(key, "", wall_clock_us(), nullptr);
+      if (why.empty()) {
+        // Reconnecting without pause is how a key would pile up connections.
+        if (handshake_limit_.size() > kMaxHandshakeBuckets) handshake_limit_.clear();
+        auto it = handshake_limit_.find(key);
+        if (it == handshake_limit_.end())
+          it = handshake_limit_
+                   .emplace(key, TokenBucket(config_.handshake_rate, 5.0 * config_.handshake_rate))
+                   .first;
+        if (it->second.take(steady_ms())) {
+          status = "200";
+          text = "OK";
+          user = key;
+          spdlog::debug("zap allow name={} fp={} address={}", match.entry->name, fp, address);
+        } else {
+          text = "too many connections";
+          ++counters_.auth_denied;
+          audit("handshake_rate", match.entry->name,
+                {{"name", match.entry->name}, {"fp", fp}, {"address", address}});
+        }
       } else {
         ++counters_.auth_denied;
         std::uint64_t suppressed = 0;
         if (log_auth_.allow(suppressed))
-          spdlog::warn("auth denied fp={} address={} reason={}{}", key_fingerprint(z85), address,
-                       entry ? "revoked" : "unknown key",
+          spdlog::warn("auth denied fp={} address={} reason={}{}", fp, address, why,
                        suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
+        const std::string name = match.entry ? match.entry->name : "";
+        audit(match.entry ? "key_refused" : "unknown_key", match.entry ? name : fp,
+              {{"fp", fp}, {"name", name}, {"address", address}, {"reason", why}});
       }
     } else {
       ++counters_.auth_denied;
       std::uint64_t suppressed = 0;
       if (log_auth_.allow(suppressed))
-        spdlog::warn("auth denied address={} mechanism={} reason=not CURVE{}", address, mechanism,
+        spdlog::warn("auth denied address={} mechanism={} reason=not CURVE{}", address,
+                     printable(mechanism, 32),
                      suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
+      audit("auth_mechanism", address, {{"address", address}, {"mechanism", mechanism}});
     }
     const std::string version = "1.0";
     const std::string request_id = parts.size() > 1 ? str(parts[1]) : "";

@@ -453,7 +453,8 @@ TEST_CASE("retained_sync_ms 0 keeps retained values in memory only", "[broker][i
 
 TEST_CASE("a slow subscriber loses deliveries, counted, while others get everything",
           "[broker][integration]") {
-  BrokerEnv env(standard_clients(), {"--queue-limit", "1000"});
+  // Unlimited publish rate: the publisher must outrun the slow reader.
+  BrokerEnv env(standard_clients(), {"--queue-limit", "1000", "--publish-rate", "0"});
   REQUIRE(env.started);
   // The slow peer lets libzmq buffer next to nothing and never reads.
   TestPeer slow(env.ctx, env.broker.endpoint(), env.broker.server_public_key(),

@@ -104,10 +104,13 @@ const std::string kUnknown = std::string("\xc0\x3e\x2a", 3) + std::string("\xca\
 
 }  // namespace
 
-TEST_CASE("1000 subscribers flapping while a publisher publishes: no stale session, bounded "
-          "RSS and FDs",
-          "[faults]") {
-  BrokerEnv env(standard_clients());
+TEST_CASE(
+    "1000 subscribers flapping while a publisher publishes: no stale session, bounded "
+    "RSS and FDs",
+    "[faults]") {
+  // One name reconnecting 1000 times as fast as it can: lift the per-key
+  // handshake rate and the per-name session cap that would (rightly) stop it.
+  BrokerEnv env(standard_clients(), {"--handshake-rate", "0", "--max-sessions-per-name", "2000"});
   REQUIRE(env.started);
   const pid_t broker = env.broker.process().pid();
   auto admin = env.registered("admin", 60000);
@@ -133,8 +136,11 @@ TEST_CASE("1000 subscribers flapping while a publisher publishes: no stale sessi
 
   // Every flapped session is gone (BYE at once, abrupt ones by connection
   // loss or the 3-interval timeout): only admin and the publisher are live.
-  CHECK(wait_until([&] { return client_names(*admin) == std::multiset<std::string>{"admin", "pub"}; },
-                   10000ms));
+  CHECK(wait_until(
+      [&] {
+        return client_names(*admin) == std::multiset<std::string>{"admin", "pub"};
+      },
+      10000ms));
   CHECK(wait_until([&] { return fd_count(broker) <= fd0 + 5; }, 10000ms));
   const long rss1 = rss_kb(broker), fd1 = fd_count(broker);
   std::printf("flapping: broker RSS %ld -> %ld kB, FDs %ld -> %ld, %llu published\n", rss0, rss1,
@@ -157,9 +163,10 @@ TEST_CASE("1000 subscribers flapping while a publisher publishes: no stale sessi
   CHECK(env.broker.stop() == 0);
 }
 
-TEST_CASE("a storm of unknown-key and plaintext peers gets nothing while a legitimate flow "
-          "delivers everything",
-          "[faults]") {
+TEST_CASE(
+    "a storm of unknown-key and plaintext peers gets nothing while a legitimate flow "
+    "delivers everything",
+    "[faults]") {
   BrokerEnv env(standard_clients());
   REQUIRE(env.started);
   auto admin = env.registered("admin", 60000);
@@ -241,7 +248,8 @@ TEST_CASE("a storm of unknown-key and plaintext peers gets nothing while a legit
   }
   std::printf("storm: %d unknown-key, %d plaintext, %d raw TCP attempts; flow %llu/%llu\n",
               curve_attempts.load(), plain_attempts.load(), tcp_attempts.load(),
-              static_cast<unsigned long long>(received), static_cast<unsigned long long>(published));
+              static_cast<unsigned long long>(received),
+              static_cast<unsigned long long>(published));
   CHECK(received == published);
   CHECK(in_order);
   CHECK(got_through == 0);
@@ -263,10 +271,10 @@ TEST_CASE("a storm of unknown-key and plaintext peers gets nothing while a legit
                    static_cast<std::uint64_t>((curve_attempts + plain_attempts) / 2);
       },
       10000ms));
-  std::printf("storm: auth_denied +%llu, handshake_failures +%llu\n",
-              static_cast<unsigned long long>(after.auth_denied() - before.auth_denied()),
-              static_cast<unsigned long long>(after.handshake_failures() -
-                                              before.handshake_failures()));
+  std::printf(
+      "storm: auth_denied +%llu, handshake_failures +%llu\n",
+      static_cast<unsigned long long>(after.auth_denied() - before.auth_denied()),
+      static_cast<unsigned long long>(after.handshake_failures() - before.handshake_failures()));
   CHECK(after.sessions_opened() == before.sessions_opened());  // no session from the storm
   CHECK(env.broker.process().running());
 }
@@ -308,8 +316,8 @@ TEST_CASE("hostile ops: unknown fields, wrong direction, bad UTF-8, wildcards, t
     p.mutable_publish()->set_ack(true);
     const std::string body = p.publish().SerializeAsString() + kUnknown;
     bad->send_raw(frame_of(field(v1::Op::kPublishFieldNumber, body) + kUnknown) + kUnknown);
-    auto ack = bad->wait_for([](const v1::Op& op) { return op.has_puback() || op.has_error(); },
-                             5000ms);
+    auto ack =
+        bad->wait_for([](const v1::Op& op) { return op.has_puback() || op.has_error(); }, 5000ms);
     REQUIRE(ack);
     INFO("answer: " << ack->ShortDebugString());
     CHECK(ack->has_puback());

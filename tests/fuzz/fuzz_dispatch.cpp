@@ -1,7 +1,7 @@
 // libFuzzer harness: the broker's dispatch on arbitrary bytes.  A real broker
 // core (keys and the embedded default allow-list in a temporary home, its
 // ROUTER bound on 127.0.0.1) gets each input as the body of one incoming
-// message, exactly as drain_router hands it over, from one of three routing
+// message through Core::on_input, as drain_listener hands it over, from one of three routing
 // ids: a session of "dev" (admin, every topic), a session of "alex" (a robot
 // agent with a narrow ACL), or a routing id that never registered.  The first
 // input byte picks which.  Sessions an input ended (BYE, kick, revoke) are
@@ -39,6 +39,8 @@ struct Harness {
     config.max_topics = 2000;
     std::vector<std::string> log;
     if (!prepare_home(config, log)) std::abort();
+    config.revocations_file.clear();  // revocations in memory only: each input starts clean
+    config.audit_file.clear();        // audit events counted, not written
     core = std::make_unique<Core>(config);
     if (!core->start()) std::abort();
     for (const char* name : {"dev", "alex"}) {
@@ -48,30 +50,35 @@ struct Harness {
     }
   }
 
-  // The routing id of a live session for entries[i], opened if needed.
+  // The peer id (listener 0) of a live session for entries[i], opened if needed.
   std::string session(std::size_t i) {
-    const std::string rid = std::string("fuzz-") + entries[i].name;
+    const std::string rid = std::string("0fuzz-") + entries[i].name;
     if (core->find_session(rid)) return rid;
+    // Undo what an input may have done to the name: revocations, key changes.
+    core->revocations_ = RevocationList();
+    std::string summary;
+    (void)core->reload_acl(summary);
     auto s = std::make_unique<Session>();
     s->id = core->next_session_++;
     s->routing_id = rid;
     s->session_id = "fuzz-" + std::to_string(s->id);
     s->name = entries[i].name;
+    s->key = entries[i].keys.front().public_key;
+    s->ns = &core->name_state(s->name);
     s->rights = entries[i];
     s->heartbeat_ms = 1000;
     s->last_seen_ms = s->last_sent_ms = steady_ms();
-    core->revoked_names_.erase(s->name);
-    if (!core->acl_.by_name(s->name)) {  // undo a revoke
-      std::string summary;
-      (void)core->reload_acl(summary);
-    }
     core->by_routing_id_[rid] = s->id;
-    ++core->sessions_per_name_[s->name];
+    ++s->ns->sessions;
     core->sessions_.emplace(s->id, std::move(s));
     return rid;
   }
 
   void discard_output() {
+    while (!core->backlog_.empty()) {  // serve deferred input now, not in a later turn
+      core->turn_units_ = 1 << 30;
+      core->serve_backlogs();
+    }
     for (auto& [id, s] : core->sessions_) {
       s->queue.clear();
       s->queue_bytes = 0;
@@ -82,7 +89,11 @@ struct Harness {
     core->dirty_.clear();
     core->backlogged_.clear();
     while (!core->timers_.empty()) core->timers_.pop();
-    if (core->topics_.size() >= 1500) core->topics_.clear();
+    if (core->topics_.size() >= 1500) {
+      std::vector<std::string> names;
+      for (const auto& [name, t] : core->topics_) names.push_back(name);
+      for (const auto& name : names) core->free_topic(name);
+    }
   }
 };
 
@@ -92,9 +103,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Harness h;
   if (size == 0) return 0;
   const std::uint8_t who = data[0] % 3;
-  const std::string rid = who == 2 ? std::string("fuzz-stranger") : h.session(who);
-  zmq::message_t body(data + 1, size - 1);
-  h.core->on_message(rid, body);
+  const std::string rid = who == 2 ? std::string("0fuzz-stranger") : h.session(who);
+  // Each message carries its session's key, as libzmq attaches it; the
+  // stranger's is alex's key on a routing id that never registered.
+  const std::string& key = h.entries[who == 2 ? 1 : who].keys.front().public_key;
+  h.core->turn_units_ = 20000;
+  h.core->on_input(rid, data + 1, size - 1, key.c_str(), [&] {
+    PeerMeta m;
+    m.user = key;
+    m.address = "127.0.0.1";
+    return m;
+  });
   h.discard_output();
   return 0;
 }

@@ -30,9 +30,31 @@ struct Config {
   std::uint32_t max_topic_bytes = 256;
   std::uint32_t max_topic_levels = 16;
   std::uint32_t max_subscriptions = 100;  // patterns per session
-  std::uint32_t publish_rate = 0;         // per session, messages/s (0 = unlimited)
-  std::uint32_t publish_burst = 0;        // 0 = one second's worth
-  std::uint32_t queue_limit = 10000;      // outbound ops queued per session
+  // Publications per second per NAME, all its sessions together (0 = unlimited).
+  std::uint32_t publish_rate = 10000;
+  std::uint32_t publish_burst = 0;  // 0 = one second's worth
+  std::uint32_t max_sessions_per_name = 32;
+  // Work budget per name: units (about a microsecond of the broker's time each)
+  // per second for requests other than PUBLISH; past it: ERROR BUSY.
+  std::uint32_t work_budget = 100000;
+  std::uint32_t max_scan = 10000;         // topics one TOPICS / retained SUBSCRIBE visits
+  std::uint32_t max_topics_reply = 1000;  // topics per TOPICS_REPLY (then truncated)
+  // Storage: history + retained values, in all and per name (refused past it: ERROR QUOTA).
+  std::uint64_t memory_budget_bytes = 256ull << 20;
+  std::uint64_t name_quota_bytes = 64ull << 20;
+  std::uint32_t topic_idle_s = 300;   // free a topic idle this long (no subscriber, no retained)
+  std::uint32_t handshake_rate = 20;  // new connections per second per key (burst 5x)
+  // Broker key rotation: a second endpoint serving the next server key while
+  // clients move over (empty = none).  `next_key` is its secret certificate.
+  std::string next_bind;
+  std::string next_key;
+  // Revocations by key or name, kept across restarts; empty = revoked.toml
+  // beside the allow-list.
+  std::string revocations_file;
+  // Structured audit trail (JSON lines); empty = audit.log beside the allow-list.
+  std::string audit_file;
+  std::uint64_t audit_max_bytes = 64ull << 20;
+  std::uint32_t queue_limit = 10000;  // outbound ops queued per session
   std::uint64_t queue_limit_bytes = 16u << 20;
   std::uint32_t history_depth = 32;        // publications kept per topic
   std::uint64_t history_bytes = 4u << 20;  // bytes kept per topic (latest always kept)

@@ -27,6 +27,21 @@ class TokenBucket {
     return true;
   }
 
+  // Variable costs known only after the work: `spend` may take the bucket
+  // below zero (a debt repaid by the refill); `available` says whether any
+  // token is left, i.e. whether the next piece of work may start.
+  void spend(std::int64_t now_ms, double n) {
+    if (unlimited()) return;
+    refill(now_ms);
+    tokens_ -= n;
+    if (tokens_ < -burst_) tokens_ = -burst_;  // a debt of at most one burst
+  }
+  bool available(std::int64_t now_ms) {
+    if (unlimited()) return true;
+    refill(now_ms);
+    return tokens_ > 0;
+  }
+
   double tokens(std::int64_t now_ms) {
     refill(now_ms);
     return tokens_;

@@ -1,0 +1,40 @@
+// The broker's side of the audit trail: every security decision goes to the
+// AuditLog (its own JSON-lines file, aggregated under flood) and, when
+// written in full or as an aggregate, to $SYS/audit/<event> for
+// administrators (handle_subscribe.cpp keeps other names out).
+#include "core.hpp"
+
+namespace curvebus::broker {
+
+namespace {
+constexpr std::int64_t kAuditTickMs = 1000;
+}  // namespace
+
+void Core::audit(std::string_view event, std::string_view who,
+                 std::initializer_list<AuditField> fields) {
+  if (!audit_) return;
+  std::string line;
+  if (audit_->record(steady_ms(), event, who, fields, &line))
+    publish_sys("$SYS/audit/" + std::string(event), line, false);
+}
+
+void Core::run_audit(std::int64_t now) {
+  if (!audit_) return;
+  if (now >= next_audit_tick_ms_) {
+    next_audit_tick_ms_ = now + kAuditTickMs;
+    std::vector<std::string> lines;
+    audit_->tick(now, &lines);
+    for (const auto& line : lines) {
+      // The event name is the line's "event" field; aggregates go to the same topic.
+      const std::size_t at = line.find("\"event\":\"");
+      if (at == std::string::npos) continue;
+      const std::size_t start = at + 9;
+      const std::size_t end = line.find('"', start);
+      if (end == std::string::npos) continue;
+      publish_sys("$SYS/audit/" + line.substr(start, end - start), line, false);
+    }
+  }
+  audit_->flush();
+}
+
+}  // namespace curvebus::broker
