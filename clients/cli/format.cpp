@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "curvebus/codec.hpp"
+#include "curvebus/text.hpp"
 #include "curvebus/topic.hpp"
 #include "robot.pb.h"
 
@@ -194,7 +195,16 @@ std::string message_line(const Message& m, bool json) {
 }
 
 std::string table(const std::vector<std::string>& header,
-                  const std::vector<std::vector<std::string>>& rows) {
+                  const std::vector<std::vector<std::string>>& raw_rows) {
+  // Cells can hold what peers sent (client names, topics): escaped, so a
+  // newline or a terminal control sequence cannot forge a row.
+  std::vector<std::vector<std::string>> rows;
+  rows.reserve(raw_rows.size());
+  for (const auto& r : raw_rows) {
+    std::vector<std::string> cells;
+    for (const auto& c : r) cells.push_back(curvebus::printable(c, 200));
+    rows.push_back(std::move(cells));
+  }
   std::vector<std::size_t> width(header.size(), 0);
   for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
   for (const auto& r : rows)

@@ -5,7 +5,8 @@
 //   curvebus sub PATTERN... [--count N] [--timeout SEC] [--json] [--retained]
 //   curvebus pull TOPIC [--since SEQ] [--json]
 //   curvebus topics [PATTERN] [--json]
-//   curvebus admin status|clients|topics|stats|kick NAME|revoke NAME|reload [--json]
+//   curvebus admin status|clients|topics|stats|kick NAME|revoke NAME|revoke-key KEY|
+//                  unrevoke NAME|KEY|revocations|reload [--reason TEXT] [--json]
 //   curvebus teleop [--robot ID]
 //
 // Exit status: 0 ok, 1 usage or configuration, 2 no broker / key refused,
@@ -272,6 +273,21 @@ void print_status(const v1::BrokerStatus& st) {
   std::printf("security   handshake failures %llu, keys refused %llu\n",
               static_cast<unsigned long long>(c.handshake_failures()),
               static_cast<unsigned long long>(c.auth_denied()));
+  std::printf(
+      "identity   mismatches %llu, chosen routing ids refused %llu, sessions over cap %llu\n",
+      static_cast<unsigned long long>(c.identity_mismatches()),
+      static_cast<unsigned long long>(c.routing_ids_refused()),
+      static_cast<unsigned long long>(c.sessions_refused()));
+  std::printf("budgets    work refused %llu, quota refused %llu, input deferred %llu\n",
+              static_cast<unsigned long long>(c.budget_refused()),
+              static_cast<unsigned long long>(c.quota_refused()),
+              static_cast<unsigned long long>(c.input_deferred()));
+  std::printf("storage    %llu bytes of history and retained values, %llu idle topics freed\n",
+              static_cast<unsigned long long>(c.stored_bytes()),
+              static_cast<unsigned long long>(c.topics_freed()));
+  std::printf("audit      %llu events, %llu aggregated\n",
+              static_cast<unsigned long long>(c.audit_events()),
+              static_cast<unsigned long long>(c.audit_aggregated()));
   std::printf("sessions   opened %llu, timed out %llu\n",
               static_cast<unsigned long long>(c.sessions_opened()),
               static_cast<unsigned long long>(c.sessions_timed_out()));
@@ -280,20 +296,34 @@ void print_status(const v1::BrokerStatus& st) {
               static_cast<unsigned long long>(c.retained_save_failures()));
 }
 
-int run_admin(const Connection& conn, const std::string& what, const std::string& arg, bool json) {
+int run_admin(const Connection& conn, const std::string& what, const std::string& arg,
+              const std::string& reason, bool json) {
   static const std::map<std::string, v1::AdminCommand> commands = {
-      {"status", v1::ADMIN_STATUS}, {"clients", v1::ADMIN_CLIENTS}, {"topics", v1::ADMIN_TOPICS},
-      {"stats", v1::ADMIN_STATS},   {"kick", v1::ADMIN_KICK},       {"revoke", v1::ADMIN_REVOKE},
+      {"status", v1::ADMIN_STATUS},
+      {"clients", v1::ADMIN_CLIENTS},
+      {"topics", v1::ADMIN_TOPICS},
+      {"stats", v1::ADMIN_STATS},
+      {"kick", v1::ADMIN_KICK},
+      {"revoke", v1::ADMIN_REVOKE},
+      {"revoke-key", v1::ADMIN_REVOKE_KEY},
+      {"unrevoke", v1::ADMIN_UNREVOKE},
+      {"revocations", v1::ADMIN_REVOCATIONS},
       {"reload", v1::ADMIN_RELOAD}};
   auto it = commands.find(what);
   if (it == commands.end())
     return fail(kExitUsage, "admin: unknown command '" + what +
-                                "' (status, clients, topics, stats, kick, revoke, reload)");
-  const bool needs_name = it->second == v1::ADMIN_KICK || it->second == v1::ADMIN_REVOKE;
-  if (needs_name && arg.empty()) return fail(kExitUsage, "admin " + what + ": NAME missing");
+                                "' (status, clients, topics, stats, kick, revoke, revoke-key, "
+                                "unrevoke, revocations, reload)");
+  const bool needs_arg = it->second == v1::ADMIN_KICK || it->second == v1::ADMIN_REVOKE ||
+                         it->second == v1::ADMIN_REVOKE_KEY || it->second == v1::ADMIN_UNREVOKE;
+  if (needs_arg && arg.empty())
+    return fail(kExitUsage,
+                "admin " + what +
+                    (it->second == v1::ADMIN_REVOKE_KEY ? ": KEY (or fingerprint) missing"
+                                                        : ": NAME missing"));
   auto client = connect_client(conn);
   if (!client) return fail(client.status());
-  auto r = (*client)->admin(it->second, arg);
+  auto r = (*client)->admin(it->second, arg, std::chrono::milliseconds(5000), reason);
   (*client)->close();
   if (!r) return fail(r.status());
   if (json) {
@@ -310,18 +340,31 @@ int run_admin(const Connection& conn, const std::string& what, const std::string
       for (const auto& c : r->clients()) {
         std::string subs;
         for (const auto& s : c.subscriptions()) subs += (subs.empty() ? "" : ",") + s;
-        rows.push_back({c.name(), role_name(c.role()), c.address().empty() ? "-" : c.address(),
-                        format_time_us(c.connected_us()), format_time_us(c.last_seen_us()),
-                        c.heartbeat_state(), std::to_string(c.queue_depth()),
-                        std::to_string(c.dropped()),
+        rows.push_back({c.name(), role_name(c.role()), c.key_fingerprint(),
+                        c.address().empty() ? "-" : c.address(),
+                        c.listener().empty() ? "-" : c.listener(), format_time_us(c.connected_us()),
+                        format_time_us(c.last_seen_us()), c.heartbeat_state(),
+                        std::to_string(c.queue_depth()), std::to_string(c.dropped()),
                         std::to_string(c.messages_in()) + "/" + std::to_string(c.messages_out()),
                         subs.empty() ? "-" : subs});
       }
-      std::fputs(table({"NAME", "ROLE", "ADDRESS", "SINCE", "LAST SEEN", "HEARTBEAT", "QUEUE",
-                        "DROPPED", "IN/OUT", "SUBSCRIPTIONS"},
+      std::fputs(table({"NAME", "ROLE", "KEY", "ADDRESS", "ENDPOINT", "SINCE", "LAST SEEN",
+                        "HEARTBEAT", "QUEUE", "DROPPED", "IN/OUT", "SUBSCRIPTIONS"},
                        rows)
                      .c_str(),
                  stdout);
+      if (r->truncated()) std::printf("(listing truncated)\n");
+      break;
+    }
+    case v1::ADMIN_REVOCATIONS: {
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& rev : r->revocations())
+        rows.push_back({rev.kind(), rev.value(), rev.by().empty() ? "-" : rev.by(),
+                        format_time_us(rev.at_us()), rev.reason().empty() ? "-" : rev.reason()});
+      if (rows.empty())
+        std::printf("no revocations\n");
+      else
+        std::fputs(table({"KIND", "NAME OR KEY", "BY", "AT", "REASON"}, rows).c_str(), stdout);
       break;
     }
     case v1::ADMIN_TOPICS:
@@ -402,12 +445,17 @@ int main(int argc, char** argv) {
   add_connection_options(topics, conn);
 
   std::string what, arg;
+  std::string reason;
   auto* admin = app.add_subcommand("admin", "Administer the broker (admin right needed)");
   admin
       ->add_option("COMMAND", what,
-                   "status | clients | topics | stats | kick NAME | revoke NAME | reload")
+                   "status | clients | topics | stats | kick NAME | revoke NAME | revoke-key KEY "
+                   "| unrevoke NAME|KEY | revocations | reload")
       ->required();
-  admin->add_option("NAME", arg, "For kick and revoke");
+  admin->add_option("NAME", arg,
+                    "For kick and revoke: a name; for revoke-key: a Z85 public key or its "
+                    "fingerprint (b2:...); for unrevoke: either");
+  admin->add_option("--reason", reason, "Why (kept with a revocation, and in the audit trail)");
   admin->add_flag("--json", json, "JSON output");
   add_connection_options(admin, conn);
 
@@ -438,7 +486,7 @@ int main(int argc, char** argv) {
   if (*sub) return run_sub(conn, patterns, count, timeout, json, retained);
   if (*pull) return run_pull(conn, topic, since, json);
   if (*topics) return run_topics(conn, pattern, json);
-  if (*admin) return run_admin(conn, what, arg, json);
+  if (*admin) return run_admin(conn, what, arg, reason, json);
   if (*teleop) return run_teleop(conn, teleop_opts);
   return kExitUsage;
 }

@@ -761,13 +761,14 @@ Result<v1::TopicsReply> Client::topics(const std::string& pattern,
 }
 
 Result<v1::AdminReply> Client::admin(v1::AdminCommand command, const std::string& argument,
-                                     std::chrono::milliseconds timeout) {
+                                     std::chrono::milliseconds timeout, const std::string& reason) {
   Impl& d = *impl_;
   v1::Op op;
   const std::uint64_t id = d.next_id++;
   op.mutable_admin()->set_request_id(id);
   op.mutable_admin()->set_command(command);
   op.mutable_admin()->set_argument(argument);
+  op.mutable_admin()->set_reason(reason);
   auto r = d.request(op, id, timeout);
   if (!r) return r.status();
   return r->admin_reply();

@@ -121,8 +121,10 @@ class Client {
   Result<v1::TopicsReply> topics(
       const std::string& pattern = "#",
       std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+  // `reason` is kept with a revocation and in the broker's audit trail.
   Result<v1::AdminReply> admin(v1::AdminCommand command, const std::string& argument = "",
-                               std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+                               std::chrono::milliseconds timeout = std::chrono::milliseconds(5000),
+                               const std::string& reason = "");
 
   ConnectionState state() const;
   // steady_ms() of the last message heard from the broker.
