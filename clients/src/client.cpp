@@ -302,7 +302,8 @@ struct Client::Impl {
           state = ConnectionState::Reconnecting;
           send_register(now);
         }
-      } else if (code == v1::ERROR_KICKED || code == v1::ERROR_REVOKED) {
+      } else if (code == v1::ERROR_KICKED || code == v1::ERROR_REVOKED ||
+                 code == v1::ERROR_KEY_EXPIRED || code == v1::ERROR_IDENTITY) {
         lose(op.error().message(), now);
         return;
       }

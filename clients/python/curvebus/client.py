@@ -417,7 +417,7 @@ class Client:
                                     registered = False
                                     self._connected.clear()
                                     register_sent = self._register(sock)
-                                elif code in (pb.ERROR_KICKED, pb.ERROR_REVOKED):
+                                elif code in (pb.ERROR_KICKED, pb.ERROR_REVOKED, pb.ERROR_KEY_EXPIRED, pb.ERROR_IDENTITY):
                                     lost = op.error.message
                             with self._lock:
                                 w = self._waiters.get(rid) if rid else None
