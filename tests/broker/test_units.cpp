@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core.hpp"  // literal_prefix
 #include "curvebus/broker/config.hpp"
 #include "curvebus/broker/history.hpp"
 #include "curvebus/broker/liveness.hpp"
@@ -249,4 +250,50 @@ TEST_CASE("config: flags override the file and are range-checked", "[broker][uni
   cl = parse_command_line({"curvebus-broker", "--help"});
   CHECK(cl.exit_code == 0);
   CHECK(cl.output.find("--max-topics") != std::string::npos);
+}
+
+TEST_CASE("token bucket: spend may go into debt, and work waits until it is repaid",
+          "[broker][unit][rate_limiter]") {
+  TokenBucket b(1000, 2000);  // 1000 units/s, burst 2000
+  REQUIRE(b.available(0));
+  b.spend(0, 2500);  // a request that cost more than was left
+  CHECK_FALSE(b.available(0));
+  CHECK_FALSE(b.available(400));  // 400 units back: still 100 in debt
+  CHECK(b.available(600));
+  b.spend(600, 1e9);  // a debt is at most one burst
+  CHECK_FALSE(b.available(600 + 1999));
+  CHECK(b.available(600 + 2100));
+}
+
+TEST_CASE("history: plan_add predicts exactly what add evicts, per owner",
+          "[broker][unit][history]") {
+  TopicHistory h(3, 250);
+  auto bytes = [](std::size_t n) { return std::make_shared<const std::string>(n, 'x'); };
+  h.add({1, 0, bytes(100), 7});
+  h.add({2, 0, bytes(50), 8});
+  h.add({3, 0, bytes(60), 7});
+  // Depth 3: adding a fourth evicts seq 1 (owner 7, 100 bytes).
+  EvictionPlan p = h.plan_add(10, 7);
+  CHECK(p.evicted_bytes == 100);
+  CHECK(p.evicted_owner_bytes == 100);
+  CHECK(h.plan_add(10, 8).evicted_owner_bytes == 0);
+  // 200 bytes: over the 250-byte bound too, so everything older goes.
+  p = h.plan_add(200, 8);
+  CHECK(p.evicted_bytes == 210);
+  CHECK(p.evicted_owner_bytes == 50);
+  std::size_t evicted = 0;
+  h.add({4, 0, bytes(200), 8}, [&](const StoredPublication& e) { evicted += e.encoded->size(); });
+  CHECK(evicted == 210);
+  CHECK(h.bytes() == 200);
+  CHECK(h.size() == 1);
+}
+
+TEST_CASE("literal prefix: where an ordered scan for a pattern may start and stop",
+          "[broker][unit][directory]") {
+  CHECK(literal_prefix("robot/alex/#") == "robot/alex");
+  CHECK(literal_prefix("robot/+/cmd") == "robot");
+  CHECK(literal_prefix("robot/alex/cmd") == "robot/alex/cmd");
+  CHECK(literal_prefix("#").empty());
+  CHECK(literal_prefix("+/x").empty());
+  CHECK(literal_prefix("$SYS/audit/#") == "$SYS/audit");
 }
