@@ -13,6 +13,9 @@
 //       stops the probe (3 s grace for late deliveries) and prints one
 //       markdown row: attack, probe p50/p99/max in ms, lost/sent, the
 //       broker's peak RSS (VmHWM) and what the attacker got back.
+//       --attacker-nice N lowers the attacking thread's priority once the
+//       probe runs: on one 2-core machine the attacker would otherwise also
+//       steal the probe's CPU, which a remote attacker cannot.
 //
 // Attacks (attacker.hpp builds the raw frames; nothing uses the client library):
 //   topics-frame    2,000 topics of its own, then ONE 48 KB frame of 12,000 TOPICS ops
@@ -23,6 +26,10 @@
 //   publish-flood   64-byte publications in frames of 200, as fast as the socket takes them
 //
 // Only 127.0.0.1.  Timing figures are measurements, not pass/fail.
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <zmq.hpp>
 
@@ -230,6 +237,7 @@ int main(int argc, char** argv) {
   CLI::App app{"curvebus-bench-attacks: a legitimate client's round trip under each attack"};
   std::string setup_dir, attack, dir;
   int broker_pid = 0, seconds = 10, period_ms = 10;
+  int attacker_nice = 0;
   bool header = false;
   app.add_option("--setup", setup_dir, "write keys and acl.toml into this directory, then exit");
   app.add_option("--attack", attack,
@@ -238,6 +246,9 @@ int main(int argc, char** argv) {
   app.add_option("--broker-pid", broker_pid, "the broker's PID (for its peak RSS)");
   app.add_option("--seconds", seconds, "probe duration, attack included");
   app.add_option("--period-ms", period_ms, "probe period");
+  app.add_option("--attacker-nice", attacker_nice,
+                 "nice value of the attacking thread (the probe keeps 0): a remote attacker does "
+                 "not compete with the probe for this machine's CPU");
   app.add_flag("--header", header, "print the table header first");
   CLI11_PARSE(app, argc, argv);
   if (!setup_dir.empty()) return setup(setup_dir);
@@ -275,6 +286,8 @@ int main(int argc, char** argv) {
     const auto start = Clock::now();
     a.end = start + std::chrono::seconds(seconds);
     std::this_thread::sleep_for(1s);  // a calm second first
+    if (attacker_nice != 0)
+      (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), attacker_nice);
     note = run_attack(attack, a, *alex);
     std::this_thread::sleep_until(a.end);
     report = probe.stop(3000ms);
