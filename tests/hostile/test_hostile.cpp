@@ -218,7 +218,7 @@ TEST_CASE("claiming the routing ids an unseeded ROUTER generates does not crash 
 // ---------------------------------------------------------------- keys
 
 TEST_CASE(
-    "reload cuts the session of a replaced key; two keys under one name both work until "
+    "reload cuts the session of a replaced key, and two keys under one name both work until "
     "one is removed",
     "[hostile][keys]") {
   const ClientSpec laptop{"laptop", {"laptop/#"}, {"laptop/#"}, false, "client"};
