@@ -978,3 +978,40 @@ TEST_CASE("TOPICS listings are truncated and resumed with Topics.after", "[hosti
   CHECK(seen.front() == name(0));
   CHECK(seen.back() == name(249));
 }
+
+TEST_CASE("the audit trail is published on $SYS/audit for admins only", "[hostile][audit]") {
+  // "watcher" may subscribe to all of $SYS but is no admin.
+  HostileEnv env({}, "info", {{"watcher", {}, {"$SYS/#"}, false, "client"}});
+  REQUIRE(env.started);
+  auto watcher = env.registered("watcher");
+  auto peek = watcher->subscribe_wait({"$SYS/audit/#", "$SYS/audit/acl_denied"});
+  REQUIRE(peek);
+  REQUIRE(peek->has_suback());
+  REQUIRE(peek->suback().answers_size() == 2);
+  CHECK(peek->suback().answers(0).result() == v1::PATTERN_DENIED);
+  CHECK(peek->suback().answers(1).result() == v1::PATTERN_DENIED);
+  REQUIRE(watcher->subscribe_wait({"$SYS/presence/#"}));
+  auto alex = env.registered("alex");
+  auto ops = env.registered("ops");
+  auto ack = ops->subscribe_wait({"$SYS/audit/#"});
+  REQUIRE(ack);
+  REQUIRE(ack->has_suback());
+  REQUIRE(ack->suback().answers(0).result() == v1::PATTERN_GRANTED);
+
+  alex->send_publish("robot/bob/cmd", "denied", false);
+  auto d = ops->wait_for(
+      [](const v1::Op& o) {
+        return o.has_deliver() && o.deliver().topic() == "$SYS/audit/acl_denied";
+      },
+      3000ms);
+  REQUIRE(d);
+  auto line = test::JsonReader::flat_object(d->deliver().payload());
+  REQUIRE(line);
+  CHECK(field(*line, "who") == "alex");
+  CHECK(field(*line, "topic") == "robot/bob/cmd");
+  CHECK_FALSE(watcher->wait_for(
+      [](const v1::Op& o) {
+        return o.has_deliver() && o.deliver().topic().rfind("$SYS/audit/", 0) == 0;
+      },
+      300ms));
+}
