@@ -269,6 +269,7 @@ long Core::poll_timeout_ms(std::int64_t now) const {
   due = std::min(due, next_sweep_ms_);
   due = std::min(due, next_audit_tick_ms_);
   if (!backlogged_.empty()) due = std::min(due, now + kBacklogRetryMs);
+  if (!refusals_owed_.empty()) due = std::min(due, now + 100);
   return static_cast<long>(std::max<std::int64_t>(0, due - now));
 }
 
@@ -335,6 +336,7 @@ int Core::run() {
       run_key_expiry(now);
       run_stats(now);
       if (now >= next_sweep_ms_) sweep_topics(now);
+      report_refusals(now);
       run_audit(now);
       flush_all();
     } catch (const zmq::error_t& e) {

@@ -115,6 +115,8 @@ struct Session {
   std::uint64_t messages_out = 0;
 
   std::uint64_t rate_refused_pending = 0;
+  std::uint64_t busy_refused_pending = 0;
+  std::string busy_answers;  // the op of the pending BUSY refusals
   std::int64_t rate_error_ms = -1000000;
   std::int64_t busy_error_ms = -1000000;
 
@@ -258,6 +260,12 @@ class Core {
   // Takes `units` of the name's work budget; false (ERROR BUSY sent, coalesced,
   // counted) when the budget is spent.
   bool charge_work(Session& s, double units, std::uint64_t request_id, const char* answers);
+  // Sends the coalesced ERRORs (RATE_LIMITED, BUSY) still owed: refusals
+  // counted after the last ERROR of a session get theirs within ~100 ms even
+  // when no further refusal comes.
+  void report_refusals(std::int64_t now);
+  void report_refusals_of(Session& s, std::int64_t now, std::uint64_t request_id);
+  std::unordered_set<std::uint64_t> refusals_owed_;
 
   // ---- one handler per operation (handle_*.cpp)
   void handle_register(const std::string& peer, const PeerMeta& meta, const v1::Register& req,

@@ -58,22 +58,66 @@ bool Core::charge_work(Session& s, double units, std::uint64_t request_id, const
     return true;
   }
   ++counters_.budget_refused;
-  ++ns.refused_pending;
-  // Coalesced: at most one ERROR per ~100 ms per session, carrying the count.
+  ++s.busy_refused_pending;
+  s.busy_answers = answers;
+  // Coalesced: at most one ERROR per ~100 ms per session, carrying the count
+  // (report_refusals() sends what is still owed).
   if (now - s.busy_error_ms >= 100) {
+    report_refusals_of(s, now, request_id);
+  } else {
+    refusals_owed_.insert(s.id);
+  }
+  return false;
+}
+
+void Core::report_refusals_of(Session& s, std::int64_t now, std::uint64_t request_id) {
+  if (s.busy_refused_pending) {
     s.busy_error_ms = now;
+    const std::string count = std::to_string(s.busy_refused_pending);
     audit("work_budget", s.name,
           {{"name", s.name},
            {"fp", s.fingerprint},
-           {"op", answers},
-           {"refused", std::to_string(ns.refused_pending), true}});
+           {"op", s.busy_answers},
+           {"refused", count, true}});
     send_error(s, v1::ERROR_BUSY, request_id,
                "the work budget of '" + s.name + "' (" + std::to_string(config_.work_budget) +
-                   " units/s) is spent; retry later",
-               "", answers, ns.refused_pending);
-    ns.refused_pending = 0;
+                   " units/s) is spent; " + count + " request(s) refused, retry later",
+               "", s.busy_answers.c_str(), s.busy_refused_pending);
+    s.busy_refused_pending = 0;
   }
-  return false;
+  if (s.rate_refused_pending) {
+    s.rate_error_ms = now;
+    const std::string count = std::to_string(s.rate_refused_pending);
+    std::uint64_t suppressed = 0;
+    if (log_rate_.allow(suppressed))
+      spdlog::warn("rate limited name={} session={} refused={}{}", s.name, s.session_id, count,
+                   suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
+    audit("rate_limited", s.name,
+          {{"name", s.name}, {"fp", s.fingerprint}, {"refused", count, true}});
+    send_error(s, v1::ERROR_RATE_LIMITED, request_id,
+               "publish rate of '" + s.name + "' over " + std::to_string(config_.publish_rate) +
+                   "/s; " + count + " publication(s) refused",
+               "", "publish", s.rate_refused_pending);
+    s.rate_refused_pending = 0;
+  }
+}
+
+void Core::report_refusals(std::int64_t now) {
+  if (refusals_owed_.empty()) return;
+  for (auto it = refusals_owed_.begin(); it != refusals_owed_.end();) {
+    Session* s = find_session(*it);
+    if (!s) {
+      it = refusals_owed_.erase(it);
+      continue;
+    }
+    const bool busy_due = s->busy_refused_pending && now - s->busy_error_ms >= 100;
+    const bool rate_due = s->rate_refused_pending && now - s->rate_error_ms >= 100;
+    if (busy_due || rate_due) report_refusals_of(*s, now, 0);
+    if (s->busy_refused_pending || s->rate_refused_pending)
+      ++it;
+    else
+      it = refusals_owed_.erase(it);
+  }
 }
 
 void Core::deny(Session& s, const char* op, const std::string& topic, std::uint64_t request_id,

@@ -35,26 +35,14 @@ void Core::handle_publish(Session& s, const PublishView& req) {
   const std::int64_t now = steady_ms();
   op_work_ += 1;
   if (!s.ns->publish.take(now)) {
-    // Coalesced: at most one ERROR per ~100 ms per session, carrying the count.
+    // Coalesced: at most one ERROR per ~100 ms per session, carrying the count
+    // (report_refusals() sends what is still owed).
     ++counters_.rate_limited;
     ++s.rate_refused_pending;
-    if (now - s.rate_error_ms >= kRateErrorEveryMs) {
-      std::uint64_t suppressed = 0;
-      if (log_rate_.allow(suppressed))
-        spdlog::warn("rate limited name={} session={} refused={}{}", s.name, s.session_id,
-                     s.rate_refused_pending,
-                     suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
-      audit("rate_limited", s.name,
-            {{"name", s.name},
-             {"fp", s.fingerprint},
-             {"refused", std::to_string(s.rate_refused_pending), true}});
-      send_error(
-          s, v1::ERROR_RATE_LIMITED, rid,
-          "publish rate of '" + s.name + "' over " + std::to_string(config_.publish_rate) + "/s",
-          is_valid_utf8(topic) ? topic : std::string(), "publish", s.rate_refused_pending);
-      s.rate_refused_pending = 0;
-      s.rate_error_ms = now;
-    }
+    if (now - s.rate_error_ms >= kRateErrorEveryMs)
+      report_refusals_of(s, now, rid);
+    else
+      refusals_owed_.insert(s.id);
     return;
   }
   if (req.payload.size() > config_.max_message_bytes) {

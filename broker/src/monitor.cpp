@@ -16,6 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "accept_registry.hpp"
 #include "core.hpp"
 
 namespace curvebus::broker {
@@ -98,8 +99,12 @@ void Core::handle_monitor(std::size_t listener) {
       case ZMQ_EVENT_ACCEPTED: {
         ++connections_;
         const int fd = static_cast<int>(value);
+        // Recorded at accept(); getpeername only if the recording is not in
+        // effect (it may name a later connection on a reused descriptor).
+        std::string address = take_accepted_address(fd);
+        if (address.empty() && !accept_registry_active()) address = peer_address(fd);
         if (connections_by_fd_.size() < kMaxTrackedConnections)
-          connections_by_fd_[fd] = peer_address(fd);
+          connections_by_fd_[fd] = std::move(address);
         spdlog::debug("connection accepted address={}", connections_by_fd_[fd]);
         break;
       }
