@@ -278,23 +278,11 @@ Result<AllowList> AllowList::load_file(const std::string& path) {
 Result<AllowList> AllowList::parse(std::string_view text, const std::string& source,
                                    const std::string& base_dir) {
   toml::table root;
-  try {
-    root = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    return config_error(source + ":" + std::to_string(e.source().begin.line),
-                        std::string(e.description()));
-  }
+  const toml::array* arr = nullptr;
+  if (Status st = keys_detail::parse_table_array(text, source, "client", root, &arr); !st)
+    return st;
   AllowList list;
-  for (auto&& [key, node] : root) {
-    if (key.str() != "client")
-      return config_error(where(source, node.source()), "unknown key '" + std::string(key.str()) +
-                                                            "' (expected [[client]] tables)");
-  }
-  const toml::node* clients = root.get("client");
-  if (!clients) return list;  // an empty allow-list admits nobody
-  const toml::array* arr = clients->as_array();
-  if (!arr || !arr->is_array_of_tables())
-    return config_error(where(source, clients->source()), "'client' must be [[client]] tables");
+  if (!arr) return list;  // an empty allow-list admits nobody
 
   // Pass 1: every block on its own, keys checked for uniqueness as they come.
   struct KeyOwner {

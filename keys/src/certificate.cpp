@@ -59,7 +59,10 @@ std::string body(const KeyPair& keys, const std::map<std::string, std::string>& 
   for (const auto& [k, v] : metadata) out << "    " << k << " = \"" << v << "\"\n";
   out << "curve\n";
   out << "    public-key = \"" << keys.public_key << "\"\n";
-  if (secret) out << "    " << "secret" << "-key = \"" << keys.secret_key << "\"\n";
+  if (secret)
+    out << "    "
+        << "secret"
+        << "-key = \"" << keys.secret_key << "\"\n";
   return out.str();
 }
 
@@ -136,11 +139,10 @@ Status write_certificate(const std::string& dir, const std::string& name, const 
     if (::access(base.c_str(), F_OK) == 0)
       return Status::Error(base + " already exists (refusing to overwrite a key)", "EXISTS");
     if (::access((base + "_secret").c_str(), F_OK) == 0)
-      return Status::Error(base + "_secret already exists (refusing to overwrite a key)",
-                           "EXISTS");
+      return Status::Error(base + "_secret already exists (refusing to overwrite a key)", "EXISTS");
   }
-  Status s = write_file(base + "_secret", header(true) + body(keys, metadata, true), 0600,
-                        overwrite);
+  Status s =
+      write_file(base + "_secret", header(true) + body(keys, metadata, true), 0600, overwrite);
   if (!s) return s;
   return write_file(base, header(false) + body(keys, metadata, false), 0644, overwrite);
 }
@@ -148,8 +150,7 @@ Status write_certificate(const std::string& dir, const std::string& name, const 
 Result<Certificate> read_certificate(const std::string& path, bool need_secret) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
-    return Status::Error("cannot read key file " + path + ": " + std::strerror(errno),
-                         "NOT_FOUND");
+    return Status::Error("cannot read key file " + path + ": " + std::strerror(errno), "NOT_FOUND");
   if (!S_ISREG(st.st_mode)) return Status::Error(path + " is not a regular file", "IO");
   if (st.st_size > 64 * 1024) return Status::Error(path + " is too large for a certificate", "IO");
   std::ifstream in(path);
@@ -169,9 +170,12 @@ Result<Certificate> read_certificate(const std::string& path, bool need_secret) 
     if (eq == std::string::npos) continue;
     std::string key = trim(text.substr(0, eq));
     std::string value = unquote(trim(text.substr(eq + 1)));
-    if (section == "curve" && key == "public-key") cert.keys.public_key = value;
-    else if (section == "curve" && key == "secret-key") cert.keys.secret_key = value;
-    else if (section == "metadata") cert.metadata[key] = value;
+    if (section == "curve" && key == "public-key")
+      cert.keys.public_key = value;
+    else if (section == "curve" && key == "secret-key")
+      cert.keys.secret_key = value;
+    else if (section == "metadata")
+      cert.metadata[key] = value;
   }
   if (!is_z85_key(cert.keys.public_key))
     return Status::Error(path + " holds no valid public-key (Z85, 40 characters)", "INVALID");

@@ -83,23 +83,11 @@ Result<RevocationList> RevocationList::load_file(const std::string& path) {
 
 Result<RevocationList> RevocationList::parse(std::string_view text, const std::string& source) {
   toml::table root;
-  try {
-    root = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    return config_error(source + ":" + std::to_string(e.source().begin.line),
-                        std::string(e.description()));
-  }
+  const toml::array* arr = nullptr;
+  if (Status st = keys_detail::parse_table_array(text, source, "revoked", root, &arr); !st)
+    return st;
   RevocationList list;
-  for (auto&& [key, node] : root) {
-    if (key.str() != "revoked")
-      return config_error(where(source, node.source()), "unknown key '" + std::string(key.str()) +
-                                                            "' (expected [[revoked]] tables)");
-  }
-  const toml::node* revoked = root.get("revoked");
-  if (!revoked) return list;
-  const toml::array* arr = revoked->as_array();
-  if (!arr || !arr->is_array_of_tables())
-    return config_error(where(source, revoked->source()), "'revoked' must be [[revoked]] tables");
+  if (!arr) return list;
   static const std::set<std::string> known = {"key", "name", "by", "at", "reason"};
   std::map<std::pair<Revocation::Kind, std::string>, std::string> seen;  // -> file:line
   for (const toml::node& item : *arr) {

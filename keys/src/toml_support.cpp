@@ -244,6 +244,32 @@ std::string toml_quote(std::string_view text) {
   return out;
 }
 
+Status parse_table_array(std::string_view text, const std::string& source, const char* key,
+                         toml::table& root, const toml::array** tables) {
+  *tables = nullptr;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    return Status::Error(
+        source + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()),
+        "CONFIG");
+  }
+  for (auto&& [k, node] : root) {
+    if (k.str() != key)
+      return Status::Error(where(source, node.source()) + ": unknown key '" + std::string(k.str()) +
+                               "' (expected [[" + key + "]] tables)",
+                           "CONFIG");
+  }
+  const toml::node* node = root.get(key);
+  if (!node) return Status::Ok();
+  const toml::array* arr = node->as_array();
+  if (!arr || !arr->is_array_of_tables())
+    return Status::Error(
+        where(source, node->source()) + ": '" + key + "' must be [[" + key + "]] tables", "CONFIG");
+  *tables = arr;
+  return Status::Ok();
+}
+
 }  // namespace keys_detail
 
 std::string format_utc(std::int64_t us) {

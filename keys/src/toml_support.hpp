@@ -8,12 +8,21 @@
 #include <string>
 #include <string_view>
 
+#include "curvebus/status.hpp"
+
 namespace curvebus::keys_detail {
 
 // "file:line" of a node, for error messages.
 inline std::string where(const std::string& source, const toml::source_region& region) {
   return source + ":" + std::to_string(region.begin.line);
 }
+
+// Parses `text` (named `source` in messages) as a document that holds only
+// an array of tables named `key` ([[client]], [[revoked]]).  On success
+// `*tables` points into `root` at that array, or is null when the document
+// has none; errors name file:line (code CONFIG).
+Status parse_table_array(std::string_view text, const std::string& source, const char* key,
+                         toml::table& root, const toml::array** tables);
 
 // Reads an instant: a TOML offset date-time, a TOML local date (midnight UTC)
 // or a string holding an RFC 3339 date-time with offset or a full-date.

@@ -188,6 +188,29 @@ bool decode_frame(const void* data, std::size_t size, v1::Frame& out) {
   return out.ops_size() > 0;
 }
 
+std::uint64_t answered_request_id(const v1::Op& op) {
+  switch (op.body_case()) {
+    case v1::Op::kRegistered:
+      return op.registered().request_id();
+    case v1::Op::kSuback:
+      return op.suback().request_id();
+    case v1::Op::kUnsuback:
+      return op.unsuback().request_id();
+    case v1::Op::kPuback:
+      return op.puback().request_id();
+    case v1::Op::kPullReply:
+      return op.pull_reply().request_id();
+    case v1::Op::kTopicsReply:
+      return op.topics_reply().request_id();
+    case v1::Op::kAdminReply:
+      return op.admin_reply().request_id();
+    case v1::Op::kError:
+      return op.error().request_id();
+    default:
+      return 0;
+  }
+}
+
 const char* op_name(v1::Op::BodyCase body) {
   switch (body) {
     case v1::Op::kRegister:

@@ -102,23 +102,8 @@ std::optional<v1::Op> TestPeer::answer(std::uint64_t request_id, v1::Op::BodyCas
   return wait_for(
       [&](const v1::Op& o) {
         if (o.has_error()) return o.error().request_id() == request_id || request_id == 0;
-        if (o.body_case() != body) return false;
-        switch (body) {
-          case v1::Op::kRegistered:
-            return o.registered().request_id() == request_id;
-          case v1::Op::kSuback:
-            return o.suback().request_id() == request_id;
-          case v1::Op::kPuback:
-            return o.puback().request_id() == request_id;
-          case v1::Op::kPullReply:
-            return o.pull_reply().request_id() == request_id;
-          case v1::Op::kAdminReply:
-            return o.admin_reply().request_id() == request_id;
-          case v1::Op::kTopicsReply:
-            return o.topics_reply().request_id() == request_id;
-          default:
-            return true;
-        }
+        return o.body_case() == body &&
+               (answered_request_id(o) == request_id || answered_request_id(o) == 0);
       },
       timeout);
 }

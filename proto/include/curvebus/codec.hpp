@@ -68,6 +68,10 @@ bool decode_frame(const void* data, std::size_t size, v1::Frame& out);
 // Lower-case protocol name of an op ("publish", "subscribe", ...).
 const char* op_name(v1::Op::BodyCase body);
 
+// The request id a broker reply answers (REGISTERED, SUBACK, UNSUBACK, PUBACK,
+// PULL_REPLY, TOPICS_REPLY, ADMIN_REPLY, ERROR); 0 for ops that answer none.
+std::uint64_t answered_request_id(const v1::Op& op);
+
 // Name of an error code without its prefix ("DENIED", "NOT_REGISTERED", ...).
 std::string error_code_name(v1::ErrorCode code);
 
