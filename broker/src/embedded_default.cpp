@@ -45,7 +45,7 @@ public_key_file = "keys/alex"
 role = "agent"
 admin = false
 publish = ["robot/{name}/#"]
-subscribe = ["robot/{name}/cmd", "$SYS/presence/#"]
+subscribe = ["robot/{name}/cmd", "robot/{name}/cmd/clear-estop", "$SYS/presence/#"]
 )";
 
 }  // namespace

@@ -21,6 +21,9 @@ using google::protobuf::util::JsonPrintOptions;
 
 std::string robot_kind(const std::string& topic) {
   auto levels = split_levels(topic);
+  if (levels.size() == 4 && levels[0] == "robot" && levels[2] == "cmd" &&
+      levels[3] == "clear-estop")
+    return "cmd";  // the e-stop clearing topic carries Commands too
   if (levels.size() != 3 || levels[0] != "robot") return "";
   return std::string(levels[2]);
 }

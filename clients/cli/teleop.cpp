@@ -158,7 +158,9 @@ int run_teleop(const Connection& conn, const TeleopOptions& o) {
   auto send = [&](rv1::Command c) {
     c.set_id(prefix + std::to_string(++n));
     c.set_issued_us(wall_clock_us());
-    (*client)->publish(base + "cmd", c.SerializeAsString());
+    // Clearing an e-stop has its own topic (and ACL right): robot/<id>/cmd/clear-estop.
+    (*client)->publish(base + (c.has_clear_estop() ? "cmd/clear-estop" : "cmd"),
+                       c.SerializeAsString());
   };
   bool moving = false;
   std::int64_t next_keepalive = 0;

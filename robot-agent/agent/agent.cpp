@@ -1,10 +1,16 @@
 #include "agent.hpp"
 
+#include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "curvebus.pb.h"
 #include "curvebus/codec.hpp"
@@ -52,6 +58,8 @@ rv1::ResultStatus status_for(Outcome o) {
       return rv1::RESULT_TIMEOUT;
     case Outcome::SerialDown:
       return rv1::RESULT_SERIAL_DOWN;
+    case Outcome::Superseded:
+      return rv1::RESULT_SUPERSEDED;
   }
   return rv1::RESULT_UNSPECIFIED;
 }
@@ -72,6 +80,36 @@ rv1::Telemetry telemetry_from(const alex::Packet& p) {
   return t;
 }
 
+// The e-stop latch file: written to a temporary file, synced, renamed, and
+// the directory synced, so a crash right after the ack cannot lose it.
+Status sync_dir_of(const std::string& path) {
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::Error("cannot open " + dir + ": " + std::strerror(errno), "IO");
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok ? Status::Ok() : Status::Error("cannot sync " + dir, "IO");
+}
+
+Status write_file_synced(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Error("cannot write " + tmp + ": " + std::strerror(errno), "IO");
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = ::fsync(fd) == 0 && ok;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
+    return Status::Error("cannot write " + path + ": " + std::strerror(errno), "IO");
+  return sync_dir_of(path);
+}
+
+Status remove_file_synced(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return Status::Error("cannot remove " + path + ": " + std::strerror(errno), "IO");
+  return sync_dir_of(path);
+}
+
 std::uint64_t tick_sum(const alex::Packet& p) {
   std::uint64_t sum = 0;
   for (int i = 0; i < 8; ++i) sum += p.params[static_cast<std::size_t>(i)];
@@ -87,7 +125,17 @@ Agent::Agent(AgentConfig config)
   topic_ack_ = base + "ack";
   topic_telemetry_ = base + "telemetry";
   topic_status_ = base + "status";
+  topic_clear_ = base + "cmd/clear-estop";
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  link_.on_stop_confirmed([this](int attempts) {
+    // Disarm only if no motion was sent after the STOP was decided.
+    if (motion_gen_ == stop_gen_) {
+      motion_since_stop_ = false;
+      moving_ = false;
+    }
+    spdlog::info("STOP confirmed by the Arduino after {} frame(s)", attempts);
+    publish_status(steady_ms(), true);
+  });
   link_.on_state_change([this](LinkState from, LinkState to, const std::string& why) {
     spdlog::info("serial {} -> {}: {}", link_state_name(from), link_state_name(to), why);
     if (to == LinkState::Down) last_error_ = "serial: " + why;
@@ -146,6 +194,10 @@ void Agent::publish_status(std::int64_t now_ms, bool force) {
   st.set_realignments(link_.counters().realignments);
   st.set_deadman_stops(counters_.deadman_stops);
   st.set_state(link_state_name(link_.state()));
+  st.set_stop_pending(link_.stop_pending());
+  st.set_stops_resent(link_.counters().stop_resends);
+  st.set_superseded(link_.counters().superseded);
+  st.set_dropped_estop_clears(counters_.estop_clears_refused);
   // Publish on a change of what a person watches, or periodically.
   std::string key = st.SerializeAsString();
   rv1::RobotStatus cmp = st;
@@ -170,26 +222,36 @@ void Agent::publish_telemetry(const alex::Packet& p) {
   client_->publish(topic_telemetry_, t.SerializeAsString());
 }
 
+void Agent::stop_motors(AlexLink::Done done) {
+  stop_gen_ = motion_gen_;
+  link_.request_stop(std::move(done));
+}
+
+void Agent::persist_estop(bool latched, const std::string& reason) {
+  if (config_.estop_file.empty()) return;
+  Status s = latched ? write_file_synced(config_.estop_file, reason + "\n")
+                     : remove_file_synced(config_.estop_file);
+  if (!s) {
+    last_error_ = "e-stop latch file: " + s.message();
+    spdlog::error("{}", last_error_);
+  }
+}
+
 void Agent::deadman_stop(const std::string& why, std::int64_t now_ms) {
   ++counters_.deadman_stops;
   spdlog::warn("dead-man stop: {}", why);
   last_error_ = "dead-man stop: " + why;
-  motion_since_stop_ = false;
-  link_.submit(
-      alex::make_command(alex::Command::Stop),
-      [this, why](const Reply& r) {
-        spdlog::info("dead-man STOP answered: {}", outcome_name(r.outcome));
-        if (r.outcome == Outcome::Ok) moving_ = false;
-        rv1::CommandResult res;
-        res.set_id("deadman");
-        res.set_action("stop");
-        res.set_status(status_for(r.outcome));
-        res.set_detail("dead-man stop: " + why);
-        res.set_attempts(static_cast<std::uint32_t>(r.attempts));
-        res.set_latency_us(static_cast<std::uint32_t>(r.latency_us));
-        if (client_) publish_result(res);
-      },
-      /*priority=*/true);
+  stop_motors([this, why](const Reply& r) {
+    spdlog::info("dead-man STOP: {}", outcome_name(r.outcome));
+    rv1::CommandResult res;
+    res.set_id("deadman");
+    res.set_action("stop");
+    res.set_status(status_for(r.outcome));
+    res.set_detail("dead-man stop: " + why);
+    res.set_attempts(static_cast<std::uint32_t>(r.attempts));
+    res.set_latency_us(static_cast<std::uint32_t>(r.latency_us));
+    if (client_) publish_result(res);
+  });
   publish_status(now_ms, true);
 }
 
@@ -211,7 +273,9 @@ void Agent::send_to_arduino(const rv1::Command& cmd, const std::string& sender,
       *res.mutable_stats() = telemetry_from(r.packet);
       publish_telemetry(r.packet);
     }
-    if (r.outcome != Outcome::Ok && r.outcome != Outcome::Status) {
+    if (r.outcome == Outcome::Superseded) {
+      res.set_detail("a STOP came before this motion was written; not run");
+    } else if (r.outcome != Outcome::Ok && r.outcome != Outcome::Status) {
       res.set_detail(std::string("arduino: ") + outcome_name(r.outcome));
       last_error_ = res.detail();
     }
@@ -219,29 +283,29 @@ void Agent::send_to_arduino(const rv1::Command& cmd, const std::string& sender,
   };
   switch (kind) {
     case Kind::Motion:
+      ++motion_gen_;
       motion_since_stop_ = true;
       moving_ = true;
       motion_started_ms_ = now_ms;
       link_.submit(packet_for(cmd), finish);
       break;
     case Kind::Stop:
+      stop_motors(finish);
+      break;
     case Kind::EmergencyStop:
-      motion_since_stop_ = false;
-      link_.submit(
-          packet_for(cmd),
-          [this, finish](const Reply& r) {
-            if (r.outcome == Outcome::Ok) moving_ = false;
-            finish(r);
-          },
-          /*priority=*/true);
+      // The STOP goes to the link first; the latch is on disk before the ack.
+      stop_motors(finish);
+      persist_estop(true, policy_.estop_reason());
+      break;
+    case Kind::ClearEmergencyStop:
+      persist_estop(false, "");
+      finish(Reply{Outcome::Ok, {}, 0, 0});
       break;
     case Kind::Release:
-      if (motion_since_stop_) {
-        motion_since_stop_ = false;
-        link_.submit(alex::make_command(alex::Command::Stop), finish, true);
-      } else {
+      if (motion_since_stop_)
+        stop_motors(finish);
+      else
         finish(Reply{Outcome::Ok, {}, 0, 0});
-      }
       break;
     case Kind::Stats:
     case Kind::ClearStats:
@@ -249,9 +313,20 @@ void Agent::send_to_arduino(const rv1::Command& cmd, const std::string& sender,
       break;
     default:
       finish(Reply{Outcome::Ok, {}, 0, 0});
-      break;  // keepalive, clear_estop
+      break;  // keepalive
   }
   publish_status(now_ms, false);
+}
+
+void Agent::refuse(const rv1::Command& cmd, const std::string& sender, rv1::ResultStatus status,
+                   const std::string& detail) {
+  rv1::CommandResult res;
+  res.set_id(cmd.id());
+  res.set_action(action_name(cmd));
+  res.set_controller(sender);
+  res.set_status(status);
+  res.set_detail(detail);
+  publish_result(res);
 }
 
 void Agent::handle_command(const Incoming& in, std::int64_t now_ms) {
@@ -266,26 +341,34 @@ void Agent::handle_command(const Incoming& in, std::int64_t now_ms) {
     publish_result(res);
     return;
   }
-  Decision d = policy_.check(cmd, in.publisher, wall_clock_us(), now_ms);
-  if (!d.ok()) {
-    rv1::CommandResult res;
-    res.set_id(cmd.id());
-    res.set_action(action_name(cmd));
-    res.set_controller(in.publisher);
-    res.set_status(d.status);
-    res.set_detail(d.detail);
-    publish_result(res);
+  const Kind kind = kind_of(cmd);
+  // Clearing an e-stop is a right of its own: the broker lets only names with
+  // publish rights on robot/<id>/cmd/clear-estop publish there.
+  if (kind == Kind::ClearEmergencyStop && in.topic != topic_clear_) {
+    ++counters_.estop_clears_refused;
+    spdlog::warn("refused clear_estop from {} on {}: clearing needs publish rights on {}",
+                 in.publisher, in.topic, topic_clear_);
+    refuse(cmd, in.publisher, rv1::RESULT_REJECTED_NOT_ALLOWED,
+           "clearing an emergency stop needs the right to publish on " + topic_clear_);
     return;
   }
-  if (!link_.ready() && kind_of(cmd) != Kind::KeepAlive &&
-      kind_of(cmd) != Kind::ClearEmergencyStop) {
-    rv1::CommandResult res;
-    res.set_id(cmd.id());
-    res.set_action(action_name(cmd));
-    res.set_controller(in.publisher);
-    res.set_status(rv1::RESULT_SERIAL_DOWN);
-    res.set_detail(std::string("serial link is ") + link_state_name(link_.state()));
-    publish_result(res);
+  if (kind != Kind::ClearEmergencyStop && in.topic == topic_clear_) {
+    refuse(cmd, in.publisher, rv1::RESULT_REJECTED_INVALID,
+           topic_clear_ + " takes clear_estop only");
+    return;
+  }
+  Decision d = policy_.check(cmd, in.publisher, wall_clock_us(), now_ms);
+  if (!d.ok()) {
+    refuse(cmd, in.publisher, d.status, d.detail);
+    return;
+  }
+  // STOP, E-STOP and release are taken in every link state: the link writes
+  // the STOP as soon as it can carry a frame (through re-alignment and reopen).
+  const bool always = kind == Kind::Stop || kind == Kind::EmergencyStop || kind == Kind::Release ||
+                      kind == Kind::KeepAlive || kind == Kind::ClearEmergencyStop;
+  if (!link_.ready() && !always) {
+    refuse(cmd, in.publisher, rv1::RESULT_SERIAL_DOWN,
+           std::string("serial link is ") + link_state_name(link_.state()));
     return;
   }
   send_to_arduino(cmd, in.publisher, now_ms);
@@ -304,7 +387,10 @@ void Agent::handle_presence(const Incoming& in, std::int64_t now_ms) {
 }
 
 void Agent::poll_stats(std::int64_t now_ms) {
-  if (config_.telemetry_ms <= 0 || stats_outstanding_ || !link_.ready() || now_ms < next_stats_ms_)
+  // Polls yield: only on an idle link, so a poll never waits in front of a
+  // command, and a STOP waits for at most the one exchange in flight.
+  if (config_.telemetry_ms <= 0 || stats_outstanding_ || !link_.ready() || !link_.idle() ||
+      now_ms < next_stats_ms_)
     return;
   next_stats_ms_ = now_ms + config_.telemetry_ms;
   stats_outstanding_ = true;
@@ -354,10 +440,27 @@ int Agent::run() {
     spdlog::error("cannot subscribe {}: {}", topic_cmd_, s.message());
     return 2;
   }
+  Status cs = client_->subscribe({topic_clear_}, [this](const Message& m) { on_message(m); });
+  if (!cs)
+    spdlog::error(
+        "cannot subscribe {} ({}): an emergency stop cannot be cleared over the bus; allow the "
+        "agent to subscribe to it in the broker's ACL",
+        topic_clear_, cs.message());
   Status ps = client_->subscribe({"$SYS/presence/+"}, [this](const Message& m) { on_message(m); });
   if (!ps)
     spdlog::warn("no presence events ({}): controllers' loss is noticed by silence only",
                  ps.message());
+  // An e-stop latched before a restart (or a crash) is still latched.
+  if (!config_.estop_file.empty()) {
+    std::ifstream latch(config_.estop_file);
+    if (latch) {
+      std::string reason;
+      std::getline(latch, reason);
+      policy_.restore_estop(reason.empty() ? "emergency stop (kept across a restart)" : reason);
+      spdlog::warn("emergency stop still latched from before the restart: {}", reason);
+      stop_motors(nullptr);
+    }
+  }
   spdlog::info("agent for robot '{}' on {} at {} baud; commands on {}", config_.robot_id,
                config_.link.device, config_.link.baud, topic_cmd_);
   broker_up_ = true;
@@ -384,7 +487,7 @@ int Agent::run() {
       batch.swap(inbox_);
     }
     for (const auto& in : batch) {
-      if (in.topic == topic_cmd_)
+      if (in.topic == topic_cmd_ || in.topic == topic_clear_)
         handle_command(in, now);
       else
         handle_presence(in, now);
@@ -399,9 +502,19 @@ int Agent::run() {
     publish_status(now, false);
   }
 
-  // Shutdown: the motors stop before the agent goes.
+  // Shutdown: the motors stop before the agent goes — a STOP like any other
+  // (after the exchange in flight), waited for up to a few exchanges.
   spdlog::info("shutting down: sending STOP");
-  link_.stop_now();
+  stop_motors(nullptr);
+  const std::int64_t give_up = steady_ms() + 3 * link_.reply_timeout_ms() + 500;
+  while (link_.stop_pending() && link_.state() != LinkState::Down && steady_ms() < give_up) {
+    pollfd fd{link_.fd(), POLLIN, 0};
+    ::poll(&fd, fd.fd >= 0 ? 1 : 0, 5);
+    const std::int64_t now = steady_ms();
+    if (fd.revents & (POLLIN | POLLHUP | POLLERR)) link_.on_readable(now);
+    link_.tick(now);
+  }
+  if (link_.stop_pending()) spdlog::warn("shutting down with the STOP not confirmed");
   broker_up_ = false;
   last_error_ = "agent stopped";
   publish_status(steady_ms(), true);

@@ -7,7 +7,16 @@
 //
 // Dead-man switch: the agent stops the motors by itself when the controller
 // holding the lease goes silent for `deadman_ms` or goes offline, when its own
-// link to the broker is silent that long, and on shutdown.
+// link to the broker is silent that long, and on shutdown.  It stays armed
+// until the Arduino confirms a STOP issued after the last accepted motion
+// (AlexLink resends STOP until then).
+//
+// Emergency stop: latched in the policy AND in `estop_file` (written and
+// synced before the e-stop is acked, read at start), so an agent restart does
+// not lift it.  Clearing it needs a right of its own in the broker's ACL: a
+// clear_estop is obeyed only when it arrives on robot/<id>/cmd/clear-estop
+// (publish rights on robot/<id>/cmd do not cover that topic); sent anywhere
+// else it is refused (RESULT_REJECTED_NOT_ALLOWED), logged and counted.
 //
 // Threading: run() owns the serial link and every decision; the client
 // library's I/O thread only hands received messages over through a queue.
@@ -32,6 +41,7 @@ struct AgentConfig {
   PolicyConfig policy;
   int telemetry_ms = 500;  // GET_STATS poll period (0 = off)
   int status_ms = 5000;    // periodic status republish
+  std::string estop_file;  // the e-stop latch kept across restarts ("" = memory only)
   ClientOptions client;
 };
 
@@ -41,6 +51,7 @@ struct AgentCounters {
   std::uint64_t undecodable = 0;
   std::uint64_t deadman_stops = 0;
   std::uint64_t telemetry = 0;
+  std::uint64_t estop_clears_refused = 0;
 };
 
 class Agent {
@@ -63,6 +74,12 @@ class Agent {
   void handle_presence(const Incoming& in, std::int64_t now_ms);
   void send_to_arduino(const rv1::Command& cmd, const std::string& sender, std::int64_t now_ms);
   void deadman_stop(const std::string& why, std::int64_t now_ms);
+  // Every STOP goes through here: the dead-man disarms only when the Arduino
+  // confirms a STOP issued after the last motion.
+  void stop_motors(AlexLink::Done done);
+  void persist_estop(bool latched, const std::string& reason);
+  void refuse(const rv1::Command& cmd, const std::string& sender, rv1::ResultStatus status,
+              const std::string& detail);
   void poll_stats(std::int64_t now_ms);
   void publish_result(rv1::CommandResult result);
   void publish_status(std::int64_t now_ms, bool force);
@@ -70,7 +87,7 @@ class Agent {
   void check_broker(std::int64_t now_ms);
 
   AgentConfig config_;
-  std::string topic_cmd_, topic_ack_, topic_telemetry_, topic_status_;
+  std::string topic_cmd_, topic_ack_, topic_telemetry_, topic_status_, topic_clear_;
   std::unique_ptr<Client> client_;
   AlexLink link_;
   CommandPolicy policy_;
@@ -80,7 +97,9 @@ class Agent {
   std::mutex mutex_;
   std::deque<Incoming> inbox_;
 
-  bool motion_since_stop_ = false;  // a motion was accepted and no STOP since
+  bool motion_since_stop_ = false;  // a motion was accepted and no STOP confirmed since
+  std::uint64_t motion_gen_ = 0;    // motions sent to the link
+  std::uint64_t stop_gen_ = 0;      // motion_gen_ when the latest STOP was requested
   bool moving_ = false;             // encoder ticks changing (or motion just started)
   std::int64_t motion_started_ms_ = 0;
   std::uint64_t last_ticks_ = 0;

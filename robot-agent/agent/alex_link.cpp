@@ -6,11 +6,31 @@
 namespace curvebus::agent {
 
 namespace {
+
 std::int64_t now_us() {
   using namespace std::chrono;
   return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
+
+// Milliseconds for `bytes` bytes of 10 bits on the line, rounded up.
+int line_ms(int baud, int bytes) {
+  return baud > 0 ? (bytes * 10 * 1000 + baud - 1) / baud : 0;
+}
+
 }  // namespace
+
+bool is_motion(const alex::Packet& p) {
+  if (p.type != static_cast<std::uint8_t>(alex::PacketType::Command)) return false;
+  switch (static_cast<alex::Command>(p.command)) {
+    case alex::Command::Forward:
+    case alex::Command::Reverse:
+    case alex::Command::TurnLeft:
+    case alex::Command::TurnRight:
+      return true;
+    default:
+      return false;
+  }
+}
 
 const char* link_state_name(LinkState s) {
   switch (s) {
@@ -46,6 +66,8 @@ const char* outcome_name(Outcome o) {
       return "timeout";
     case Outcome::SerialDown:
       return "serial-down";
+    case Outcome::Superseded:
+      return "superseded";
   }
   return "?";
 }
@@ -62,17 +84,20 @@ int AlexLink::fd() const {
 
 int AlexLink::reply_timeout_ms() const {
   if (config_.reply_timeout_ms > 0) return config_.reply_timeout_ms;
-  // One frame each way at 10 bits a byte, plus firmware time.
-  const int line_ms = config_.baud > 0 ? (2 * alex::kFrameSize * 10 * 1000) / config_.baud : 0;
-  return line_ms + 150;
+  // One frame each way, plus firmware time.
+  return line_ms(config_.baud, 2 * static_cast<int>(alex::kFrameSize)) + 150;
 }
 
 int AlexLink::realign_interval_ms() const {
   if (config_.realign_byte_interval_ms > 0) return config_.realign_byte_interval_ms;
   // Room for the byte itself, the firmware's reaction and the first byte of
   // its answer: three byte times plus 2 ms (5 ms at 9600 baud).
-  const int byte_ms = config_.baud > 0 ? (10 * 1000 + config_.baud - 1) / config_.baud : 0;
-  return 3 * byte_ms + 2;
+  return line_ms(config_.baud, 3) + 2;
+}
+
+int AlexLink::quiet_ms() const {
+  if (config_.quiet_ms > 0) return config_.quiet_ms;
+  return line_ms(config_.baud, 2) + 1;
 }
 
 void AlexLink::set_state(LinkState s, const std::string& why, std::int64_t now_ms) {
@@ -83,33 +108,44 @@ void AlexLink::set_state(LinkState s, const std::string& why, std::int64_t now_m
   if (on_state_) on_state_(from, s, why);
 }
 
-void AlexLink::submit(const alex::Packet& packet, Done done, bool priority) {
-  Request r;
-  r.packet = packet;
-  r.done = std::move(done);
-  r.start_us = now_us();
+void AlexLink::submit(const alex::Packet& packet, Done done) {
   if (!serial_.is_open()) {
     Reply reply;
     reply.outcome = Outcome::SerialDown;
-    r.done(reply);
+    if (done) done(reply);
     return;
   }
-  if (priority) {
-    // STOP goes on the wire now; its answer follows those already in flight.
-    const std::int64_t t = now_us() / 1000;
-    r.attempts = 1;
-    r.first_sent_ms = r.sent_ms = t;
-    if (!write_packet(r.packet, t)) {
-      Reply reply;
-      reply.outcome = Outcome::SerialDown;
-      r.done(reply);
-      return;
-    }
-    inflight_.push_back(std::move(r));
-    return;
-  }
+  const std::int64_t t_us = now_us();
+  Request r;
+  r.packet = packet;
+  r.done = std::move(done);
+  r.start_us = t_us;
   queue_.push_back(std::move(r));
-  send_next(now_us() / 1000);
+  send_next(t_us / 1000);
+}
+
+void AlexLink::request_stop(Done done) {
+  const std::int64_t t_us = now_us();
+  // Motion queued before the STOP must not run after it.
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (!is_motion(it->packet)) {
+      ++it;
+      continue;
+    }
+    Request r = std::move(*it);
+    it = queue_.erase(it);
+    ++counters_.superseded;
+    Reply reply;
+    reply.outcome = Outcome::Superseded;
+    reply.latency_us = t_us - r.start_us;
+    if (r.done) r.done(reply);
+  }
+  if (!stop_pending_) {
+    stop_pending_ = true;
+    stop_attempts_ = 0;
+  }
+  stop_waiters_.push_back(StopWaiter{std::move(done), t_us});
+  send_next(t_us / 1000);
 }
 
 bool AlexLink::write_packet(const alex::Packet& p, std::int64_t now_ms) {
@@ -123,36 +159,93 @@ bool AlexLink::write_packet(const alex::Packet& p, std::int64_t now_ms) {
   return true;
 }
 
+bool AlexLink::may_write(std::int64_t now_ms) const {
+  if (state_ != LinkState::Ready || inflight_ || !serial_.is_open()) return false;
+  const std::int64_t silent = now_ms - last_rx_ms_;
+  if (silent < quiet_ms()) return false;
+  // Part of a frame is arriving: wait for the rest (or for long enough that it
+  // cannot be one: stray bytes never complete).
+  if (decoder_.buffered() > 0 &&
+      silent < line_ms(config_.baud, static_cast<int>(alex::kFrameSize)) + quiet_ms())
+    return false;
+  return true;
+}
+
 void AlexLink::send_next(std::int64_t now_ms) {
-  if (state_ != LinkState::Ready || !inflight_.empty() || queue_.empty()) return;
-  Request r = std::move(queue_.front());
-  queue_.pop_front();
-  r.attempts = 1;
-  r.first_sent_ms = r.sent_ms = now_ms;
-  alex::Packet p = r.packet;
-  inflight_.push_back(std::move(r));
+  if (!may_write(now_ms)) return;
+  auto r = std::make_unique<Request>();
+  if (stop_pending_) {
+    r->packet = alex::make_command(alex::Command::Stop);
+    r->is_stop = true;
+    r->start_us = now_us();
+    if (stop_attempts_ > 0) ++counters_.stop_resends;
+    ++stop_attempts_;
+  } else if (!queue_.empty()) {
+    *r = std::move(queue_.front());
+    queue_.pop_front();
+    if (r->attempts > 0) ++counters_.retries;
+  } else {
+    return;
+  }
+  ++r->attempts;
+  r->sent_ms = now_ms;
+  const alex::Packet p = r->packet;
+  inflight_ = std::move(r);
   write_packet(p, now_ms);
 }
 
-void AlexLink::complete_front(Outcome o, const alex::Packet& p) {
-  if (inflight_.empty()) return;
-  Request r = std::move(inflight_.front());
-  inflight_.pop_front();
+void AlexLink::finish_inflight(Outcome o, const alex::Packet& p) {
+  if (!inflight_) return;
+  std::unique_ptr<Request> r = std::move(inflight_);
+  if (r->is_stop) {
+    if (o != Outcome::Ok) return;  // not confirmed: the STOP stays pending
+    stop_pending_ = false;
+    ++counters_.stops;
+    if (on_stop_confirmed_) on_stop_confirmed_(stop_attempts_);
+    const std::int64_t t = now_us();
+    std::vector<StopWaiter> waiters;
+    waiters.swap(stop_waiters_);
+    for (auto& w : waiters) {
+      Reply reply;
+      reply.outcome = Outcome::Ok;
+      reply.packet = p;
+      reply.attempts = stop_attempts_;
+      reply.latency_us = t - w.start_us;
+      if (w.done) w.done(reply);
+    }
+    stop_attempts_ = 0;
+    return;
+  }
   Reply reply;
   reply.outcome = o;
   reply.packet = p;
-  reply.attempts = r.attempts;
-  reply.latency_us = now_us() - r.start_us;
-  if (r.done) r.done(reply);
+  reply.attempts = r->attempts;
+  reply.latency_us = now_us() - r->start_us;
+  if (r->done) r->done(reply);
 }
 
 void AlexLink::fail_all(Outcome o) {
-  alex::Packet none{};
-  while (!inflight_.empty()) complete_front(o, none);
+  // The in-flight request and the queue fail; a pending STOP stays pending
+  // (written first on the reopened device) but its waiters hear now.
+  if (inflight_ && !inflight_->is_stop) finish_inflight(o, alex::Packet{});
+  inflight_.reset();
   while (!queue_.empty()) {
-    inflight_.push_back(std::move(queue_.front()));
+    Request r = std::move(queue_.front());
     queue_.pop_front();
-    complete_front(o, none);
+    Reply reply;
+    reply.outcome = o;
+    reply.attempts = r.attempts;
+    reply.latency_us = now_us() - r.start_us;
+    if (r.done) r.done(reply);
+  }
+  std::vector<StopWaiter> waiters;
+  waiters.swap(stop_waiters_);
+  for (auto& w : waiters) {
+    Reply reply;
+    reply.outcome = o;
+    reply.attempts = stop_attempts_;
+    reply.latency_us = now_us() - w.start_us;
+    if (w.done) w.done(reply);
   }
 }
 
@@ -160,6 +253,7 @@ void AlexLink::lose_device(const std::string& why, std::int64_t now_ms) {
   last_error_ = why;
   serial_.close();
   decoder_.reset();
+  realign_pending_ = false;
   backoff_ms_ =
       backoff_ms_ == 0 ? config_.reopen_min_ms : std::min(backoff_ms_ * 2, config_.reopen_max_ms);
   next_open_ms_ = now_ms + backoff_ms_;
@@ -178,14 +272,35 @@ void AlexLink::try_open(std::int64_t now_ms) {
   }
   ++counters_.reopens;
   decoder_.reset();
-  consecutive_timeouts_ = 0;
+  last_rx_ms_ = now_ms;
   set_state(LinkState::Settling, "opened " + config_.device, now_ms);
 }
 
-bool AlexLink::stop_now() {
-  if (!serial_.is_open()) return false;
-  auto frame = alex::encode_frame(alex::make_command(alex::Command::Stop));
-  return serial_.write_all(frame.data(), frame.size(), 500).ok();
+void AlexLink::start_realign(const std::string& why, std::int64_t now_ms) {
+  set_state(LinkState::Realign, why, now_ms);
+  ++counters_.realignments;
+  realign_bytes_ = 0;
+  realign_pending_ = false;
+  decoder_.reset();
+  next_realign_byte_ms_ = now_ms;
+}
+
+// An exchange failed (error reply or timeout): the Arduino's 140-byte window
+// may hold the rest of what it lost, so nothing is written before it is
+// re-aligned.  The request is resent after that (STOP: always), or completes
+// with the failure when it has used its retries.
+void AlexLink::after_failure(Outcome o, const alex::Packet& p, const std::string& why,
+                             std::int64_t now_ms) {
+  if (inflight_ && !inflight_->is_stop) {
+    if (inflight_->attempts > config_.retries) {
+      finish_inflight(o, p);
+    } else {
+      queue_.push_front(std::move(*inflight_));  // resent first after re-aligning
+      inflight_.reset();
+    }
+  }
+  inflight_.reset();  // a failed STOP stays pending and is written again
+  start_realign(why, now_ms);
 }
 
 void AlexLink::on_readable(std::int64_t now_ms) {
@@ -198,6 +313,7 @@ void AlexLink::on_readable(std::int64_t now_ms) {
       return;
     }
     if (*n == 0) break;
+    last_rx_ms_ = now_ms;
     // The first byte of the Arduino's answer means its window has closed:
     // another filler byte now would open a new, misaligned one.
     if (state_ == LinkState::Realign) realign_pending_ = true;
@@ -207,6 +323,7 @@ void AlexLink::on_readable(std::int64_t now_ms) {
   alex::Packet p;
   while (decoder_.next(p)) {
     ++counters_.frames_in;
+    unanswered_filler_ = 0;
     handle_packet(p, now_ms);
     if (!serial_.is_open()) return;
   }
@@ -216,22 +333,17 @@ void AlexLink::handle_packet(const alex::Packet& p, std::int64_t now_ms) {
   using alex::PacketType;
   using alex::Response;
   if (state_ == LinkState::Realign) {
-    // Any frame means the Arduino's 140-byte window has just closed.
+    // Any frame means the Arduino's 140-byte window has just closed; what
+    // failed is written again (send_next, once the line is quiet).
     realign_pending_ = false;
     realign_bytes_ = 0;
+    unanswered_filler_ = 0;
+    counting_receiver_ = true;
     set_state(LinkState::Ready, "re-aligned", now_ms);
-    // Resend what was waiting for an answer; the garbled frame got none.
-    for (auto& r : inflight_) {
-      r.sent_ms = now_ms;
-      ++r.attempts;
-    }
-    for (auto& r : inflight_) write_packet(r.packet, now_ms);
-    send_next(now_ms);
     return;
   }
   if (state_ == LinkState::Hello) {
     set_state(LinkState::Ready, "hello answered", now_ms);
-    send_next(now_ms);
     return;
   }
   if (p.type == static_cast<std::uint8_t>(PacketType::Message)) {
@@ -263,50 +375,49 @@ void AlexLink::handle_packet(const alex::Packet& p, std::int64_t now_ms) {
     ++counters_.unexpected;
     return;
   }
-  if (inflight_.empty()) {
+  if (!inflight_) {
     ++counters_.unexpected;
     return;
   }
-  consecutive_timeouts_ = 0;
-  if (o == Outcome::BadPacket) {
-    // We only send valid frames: a bad-magic answer means the Arduino lost its
-    // framing (a stray byte).  Re-align it, then resend what is in flight.
-    set_state(LinkState::Realign, "arduino reported a bad packet: re-aligning", now_ms);
-    ++counters_.realignments;
-    realign_bytes_ = 0;
-    realign_pending_ = false;
-    next_realign_byte_ms_ = now_ms;
-    if (!inflight_.empty() && inflight_.front().attempts > config_.retries) {
-      complete_front(Outcome::BadPacket, p);
+  switch (o) {
+    case Outcome::BadPacket:
+    case Outcome::BadChecksum:
+      // We only write valid frames: the Arduino lost bytes of ours (or its
+      // framing), and its window may hold the rest.
+      after_failure(o, p, std::string("arduino answered ") + outcome_name(o) + ": re-aligning",
+                    now_ms);
+      return;
+    case Outcome::BadResponse: {
+      // Firmware that waits for HELLO: greet it (nothing else is in flight:
+      // the HELLO is the exchange) and write the request again.
+      std::unique_ptr<Request> r = std::move(inflight_);
+      if (r->is_stop) {
+        // The STOP stays pending.
+      } else if (r->attempts <= config_.retries) {
+        queue_.push_front(std::move(*r));
+      } else {
+        inflight_ = std::move(r);
+        finish_inflight(o, p);
+      }
+      alex::Packet hello{};
+      hello.type = static_cast<std::uint8_t>(PacketType::Hello);
+      set_state(LinkState::Hello, "arduino waits for HELLO", now_ms);
+      write_packet(hello, now_ms);
+      return;
     }
-    return;
+    case Outcome::Ok:
+      // STOP confirmed here (finish_inflight).
+      finish_inflight(o, p);
+      return;
+    default:
+      if (inflight_->is_stop) {
+        // STOP answered with something else than OK: not confirmed.
+        after_failure(o, p, std::string("STOP answered ") + outcome_name(o), now_ms);
+        return;
+      }
+      finish_inflight(o, p);
+      return;
   }
-  if (o == Outcome::BadResponse) {
-    // Firmware that waits for HELLO: greet it and resend.
-    alex::Packet hello{};
-    hello.type = static_cast<std::uint8_t>(PacketType::Hello);
-    write_packet(hello, now_ms);
-    set_state(LinkState::Hello, "arduino waits for HELLO", now_ms);
-    if (!inflight_.empty() && inflight_.front().attempts <= config_.retries) {
-      Request r = std::move(inflight_.front());
-      inflight_.pop_front();
-      queue_.push_front(std::move(r));
-    } else {
-      complete_front(Outcome::BadResponse, p);
-    }
-    return;
-  }
-  if (o == Outcome::BadChecksum && inflight_.front().attempts <= config_.retries) {
-    // Our frame was corrupted on the line and not acted on: send it again.
-    Request& front = inflight_.front();
-    ++front.attempts;
-    ++counters_.retries;
-    front.sent_ms = now_ms;
-    write_packet(front.packet, now_ms);
-    return;
-  }
-  complete_front(o, p);
-  send_next(now_ms);
 }
 
 void AlexLink::tick(std::int64_t now_ms) {
@@ -315,6 +426,14 @@ void AlexLink::tick(std::int64_t now_ms) {
       if (now_ms >= next_open_ms_) try_open(now_ms);
       return;
     case LinkState::Settling:
+      if (now_ms - state_since_ms_ >= config_.settle_ms && stop_pending_) {
+        // A STOP is owed: it is the first frame (firmware that needs a HELLO
+        // first answers BAD_RESPONSE, and gets its HELLO then).
+        backoff_ms_ = 0;
+        set_state(LinkState::Ready, "settled; STOP first", now_ms);
+        send_next(now_ms);
+        return;
+      }
       if (now_ms - state_since_ms_ >= config_.settle_ms) {
         alex::Packet hello{};
         hello.type = static_cast<std::uint8_t>(alex::PacketType::Hello);
@@ -333,15 +452,26 @@ void AlexLink::tick(std::int64_t now_ms) {
     case LinkState::Realign:
       if (realign_pending_) {
         // An answer is arriving; if it never completes, start over.
-        if (now_ms - next_realign_byte_ms_ > 4 * reply_timeout_ms()) {
+        if (now_ms - last_rx_ms_ > 2 * reply_timeout_ms()) {
           realign_pending_ = false;
           decoder_.reset();
+          next_realign_byte_ms_ = now_ms;
         }
         return;
       }
       if (now_ms >= next_realign_byte_ms_) {
-        if (realign_bytes_ >= config_.realign_max_bytes) {
+        if (unanswered_filler_ >= config_.realign_max_bytes) {
           lose_device("could not re-align the Arduino; reopening the port", now_ms);
+          return;
+        }
+        if (realign_bytes_ > static_cast<int>(alex::kFrameSize)) {
+          // A full window of filler and no answer: this firmware does not
+          // frame by counting (it resynchronises by itself), or the bytes were
+          // lost.  Carry on; later timeouts resend without re-aligning.
+          counting_receiver_ = false;
+          realign_bytes_ = 0;
+          set_state(LinkState::Ready, "no answer to a window of filler: resending", now_ms);
+          send_next(now_ms);
           return;
         }
         const std::uint8_t zero = 0;
@@ -351,40 +481,35 @@ void AlexLink::tick(std::int64_t now_ms) {
           return;
         }
         ++realign_bytes_;
+        ++unanswered_filler_;
         next_realign_byte_ms_ = now_ms + realign_interval_ms();
       }
       return;
     case LinkState::Ready:
       break;
   }
-  if (inflight_.empty()) {
+  if (!inflight_) {
     send_next(now_ms);
     return;
   }
-  Request& front = inflight_.front();
-  if (now_ms - front.sent_ms < reply_timeout_ms()) return;
+  if (now_ms - inflight_->sent_ms < reply_timeout_ms()) return;
+  // No (complete) answer: the Arduino lost bytes of the request, or its
+  // window is misaligned and still open.  A counting receiver is re-aligned
+  // first; firmware known to resynchronise by itself gets the frame again.
   ++counters_.timeouts;
-  ++consecutive_timeouts_;
-  if (consecutive_timeouts_ >= 3) {
-    // Silence on repeated valid frames: the Arduino may have lost framing.
-    consecutive_timeouts_ = 0;
-    set_state(LinkState::Realign, "no answer to 3 frames: re-aligning", now_ms);
-    ++counters_.realignments;
-    realign_bytes_ = 0;
-    realign_pending_ = false;
-    next_realign_byte_ms_ = now_ms;
-    if (front.attempts > config_.retries) complete_front(Outcome::Timeout, alex::Packet{});
+  if (counting_receiver_) {
+    after_failure(Outcome::Timeout, alex::Packet{}, "no answer: re-aligning", now_ms);
     return;
   }
-  if (front.attempts > config_.retries) {
-    complete_front(Outcome::Timeout, alex::Packet{});
-    send_next(now_ms);
-    return;
+  if (inflight_->is_stop) {
+    inflight_.reset();  // the STOP stays pending: written again now
+  } else if (inflight_->attempts > config_.retries) {
+    finish_inflight(Outcome::Timeout, alex::Packet{});
+  } else {
+    queue_.push_front(std::move(*inflight_));
+    inflight_.reset();
   }
-  ++front.attempts;
-  ++counters_.retries;
-  front.sent_ms = now_ms;
-  write_packet(front.packet, now_ms);
+  send_next(now_ms);
 }
 
 }  // namespace curvebus::agent

@@ -28,6 +28,7 @@ std::map<std::string, Setting> settings(AgentOptions& o) {
       {"max_age_ms", {Setting::kI64, &a.policy.max_age_ms, 10, 3600000}},
       {"telemetry_ms", {Setting::kInt, &a.telemetry_ms, 0, 3600000}},
       {"status_ms", {Setting::kInt, &a.status_ms, 100, 3600000}},
+      {"estop_file", {Setting::kPath, &a.estop_file}},
       {"endpoint", {Setting::kString, &o.endpoint}},
       {"server_key", {Setting::kPath, &o.server_key}},
       {"key", {Setting::kPath, &o.key}},

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "agent.hpp"
@@ -79,6 +80,8 @@ int main(int argc, char** argv) {
   app.add_option("--telemetry-ms", cfg.telemetry_ms, "Stats poll period (0 = off)")
       ->capture_default_str();
   app.add_option("--status-ms", cfg.status_ms, "Periodic status republish")->capture_default_str();
+  app.add_option("--estop-file", cfg.estop_file,
+                 "E-stop latch kept across restarts (default <home>/estop-<robot>)");
   app.add_option("--endpoint", endpoint, "Broker endpoint (env CURVEBUS_ENDPOINT)");
   app.add_option("--server-key", server_key,
                  "Broker public key, Z85 or certificate file (env CURVEBUS_SERVER_KEY)");
@@ -113,6 +116,15 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ robot-agent %v");
   spdlog::flush_on(spdlog::level::info);
+
+  if (cfg.estop_file.empty()) {
+    std::string h = home;
+    if (h.empty()) {
+      const char* env = std::getenv("CURVEBUS_HOME");
+      h = env && *env ? env : "./.curvebus";
+    }
+    cfg.estop_file = h + "/estop-" + cfg.robot_id;
+  }
 
   ClientSettings settings;
   settings.endpoint = endpoint;

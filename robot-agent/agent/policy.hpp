@@ -74,6 +74,12 @@ class CommandPolicy {
   // The sender's broker session ended: frees its lease; true if it held it.
   bool controller_offline(const std::string& name);
 
+  // Restores a latch kept across a restart (the agent's latch file).
+  void restore_estop(const std::string& reason) {
+    estop_latched_ = true;
+    estop_reason_ = reason;
+  }
+
   const std::string& lease_holder() const { return holder_; }
   bool estop_latched() const { return estop_latched_; }
   const std::string& estop_reason() const { return estop_reason_; }

@@ -83,10 +83,10 @@ rv1::Command Controller::command() const {
   return c;
 }
 
-std::string Controller::send(rv1::Command cmd, Status* status) {
+std::string Controller::send(rv1::Command cmd, Status* status, const std::string& subtopic) {
   PublishOptions o;
   o.wait_ack = true;
-  Status s = client_->publish("robot/" + robot_ + "/cmd", cmd.SerializeAsString(), o);
+  Status s = client_->publish("robot/" + robot_ + "/" + subtopic, cmd.SerializeAsString(), o);
   if (status) *status = s;
   return cmd.id();
 }
@@ -107,9 +107,10 @@ std::optional<rv1::CommandResult> Controller::wait_ack(const std::string& id,
 }
 
 std::optional<rv1::CommandResult> Controller::call(rv1::Command cmd,
-                                                   std::chrono::milliseconds timeout) {
+                                                   std::chrono::milliseconds timeout,
+                                                   const std::string& subtopic) {
   Status s;
-  const std::string id = send(std::move(cmd), &s);
+  const std::string id = send(std::move(cmd), &s, subtopic);
   if (!s) return std::nullopt;
   return wait_ack(id, timeout);
 }
@@ -193,10 +194,13 @@ RobotEnv::RobotEnv(RobotEnvOptions options)
     : broker(CURVEBUS_BROKER_BIN, dir.path()), options_(std::move(options)) {
   broker.add_client({"alex",
                      {"robot/alex/ack", "robot/alex/telemetry", "robot/alex/status"},
-                     {"robot/alex/cmd", "$SYS/presence/+"},
+                     {"robot/alex/cmd", "robot/alex/cmd/clear-estop", "$SYS/presence/+"},
                      false,
                      "agent"});
-  broker.add_client({"op1", {"robot/alex/cmd"}, {"robot/alex/#", "$SYS/presence/#"}});
+  // op1 may clear an e-stop (publish on robot/alex/cmd/clear-estop); op2 may not.
+  broker.add_client({"op1",
+                     {"robot/alex/cmd", "robot/alex/cmd/clear-estop"},
+                     {"robot/alex/#", "$SYS/presence/#"}});
   broker.add_client({"op2", {"robot/alex/cmd"}, {"robot/alex/#"}});
   broker.add_client({"viewer", {}, {"robot/alex/#"}});
   if (!broker.start()) return;
@@ -238,6 +242,8 @@ bool RobotEnv::start_agent(const std::vector<std::string>& extra) {
                                 broker.public_file("broker"),
                                 "--key",
                                 broker.secret_file("alex"),
+                                "--estop-file",
+                                dir / "estop-alex",
                                 "--log-level",
                                 "debug"};
   argv.insert(argv.end(), options_.agent_args.begin(), options_.agent_args.end());

@@ -42,12 +42,14 @@ class Controller {
   // Builds a Command with a fresh id and the current issue time.
   rv1::Command command() const;
   // Publishes (waiting for the broker's PUBACK); returns the command id.
-  std::string send(rv1::Command cmd, Status* status = nullptr);
+  // `subtopic` is below robot/<id>/: "cmd", or "cmd/clear-estop".
+  std::string send(rv1::Command cmd, Status* status = nullptr, const std::string& subtopic = "cmd");
   std::optional<rv1::CommandResult> wait_ack(const std::string& id,
                                              std::chrono::milliseconds timeout = 5000ms);
   // Sends and waits for the agent's result.
   std::optional<rv1::CommandResult> call(rv1::Command cmd,
-                                         std::chrono::milliseconds timeout = 5000ms);
+                                         std::chrono::milliseconds timeout = 5000ms,
+                                         const std::string& subtopic = "cmd");
 
   std::optional<rv1::Telemetry> latest_telemetry();
   // Waits for a telemetry sample newer than `after_sample` satisfying `pred`.

@@ -193,10 +193,36 @@ TEST_CASE("one controller drives, and an e-stop from anyone wins and stays latch
   CHECK(status_name(op1.call(forward(op1))) == "RESULT_REJECTED_ESTOP_LATCHED");
   CHECK(status_name(op2.call(forward(op2))) == "RESULT_REJECTED_ESTOP_LATCHED");
 
-  CHECK(status_name(op2.call(with(op2, "clear_estop"))) == "RESULT_OK");
+  // Clearing needs its own right: a clear_estop on the command topic is
+  // refused, and the broker keeps op2 (no publish right on the clear topic) out.
+  CHECK(status_name(op2.call(with(op2, "clear_estop"))) == "RESULT_REJECTED_NOT_ALLOWED");
+  Status denied;
+  op2.send(with(op2, "clear_estop"), &denied, "cmd/clear-estop");
+  CHECK_FALSE(denied.ok());
+  CHECK(op1.wait_status([](const rv1::RobotStatus& s) { return s.estop_latched(); }));
+  CHECK(status_name(op1.call(with(op1, "clear_estop"), 5000ms, "cmd/clear-estop")) == "RESULT_OK");
   CHECK(op1.wait_status([](const rv1::RobotStatus& s) { return !s.estop_latched(); }));
   CHECK(status_name(op1.call(forward(op1))) == "RESULT_OK");
   op1.stop_keepalive();
+}
+
+TEST_CASE("an e-stop stays latched across an agent restart, on disk before its ack",
+          "[agent][integration]") {
+  RobotEnv env;
+  REQUIRE(env.ok());
+  Controller op1(env.broker, "op1");
+  REQUIRE(op1.connected());
+  REQUIRE(status_name(op1.call(with(op1, "estop"))) == "RESULT_OK");
+  // The ack came after the latch file was written.
+  CHECK(read_file(env.dir / "estop-alex").find("op1") != std::string::npos);
+  env.agent->signal(SIGKILL);  // a crash: nothing is cleaned up
+  env.agent->wait(5000ms);
+  REQUIRE(env.start_agent());
+  CHECK(op1.wait_status([](const rv1::RobotStatus& s) { return s.estop_latched(); }));
+  CHECK(status_name(op1.call(forward(op1))) == "RESULT_REJECTED_ESTOP_LATCHED");
+  CHECK(status_name(op1.call(with(op1, "clear_estop"), 5000ms, "cmd/clear-estop")) == "RESULT_OK");
+  CHECK(read_file(env.dir / "estop-alex").empty());
+  CHECK(status_name(op1.call(forward(op1))) == "RESULT_OK");
 }
 
 TEST_CASE("a controller that goes silent mid-move is stopped by the dead-man switch",

@@ -74,7 +74,9 @@ class Robot:
         return self.send(fill)
 
     def clear_estop(self):
-        return self.send(lambda c: c.clear_estop.SetInParent())
+        """Clears a latched e-stop.  It goes to robot/<id>/cmd/clear-estop:
+        only names the broker lets publish there may clear."""
+        return self.send(lambda c: c.clear_estop.SetInParent(), topic="cmd/clear-estop")
 
     def get_stats(self):
         return self.send(lambda c: c.get_stats.SetInParent()).stats
@@ -82,14 +84,14 @@ class Robot:
     def clear_stats(self):
         return self.send(lambda c: c.clear_stats.SetInParent())
 
-    def send(self, fill, check=True):
+    def send(self, fill, check=True, topic="cmd"):
         """Sends a Command built by ``fill(command)`` and returns its
         CommandResult; raises CommandFailed unless RESULT_OK (with check)."""
         cmd = rpb.Command()
         cmd.id = self._prefix + str(next(self._ids))
         cmd.issued_us = int(time.time() * 1e6)
         fill(cmd)
-        self.client.publish(self.base + "cmd", cmd.SerializeToString(), ack=True, timeout=self.timeout)
+        self.client.publish(self.base + topic, cmd.SerializeToString(), ack=True, timeout=self.timeout)
         deadline = time.monotonic() + self.timeout
         with self._lock:
             while cmd.id not in self._results:
