@@ -279,10 +279,10 @@ rv1::Command Operator::command() {
   return c;
 }
 
-std::string Operator::send(rv1::Command cmd) {
+std::string Operator::send(rv1::Command cmd, const std::string& topic) {
   PublishOptions o;
   o.wait_ack = true;
-  client_->publish("robot/alex/cmd", cmd.SerializeAsString(), o);
+  client_->publish(topic, cmd.SerializeAsString(), o);
   return cmd.id();
 }
 
@@ -351,10 +351,11 @@ AvrRobot::AvrRobot(AvrRobotOptions options)
     : broker(CURVEBUS_BROKER_BIN, dir.path()), options_(std::move(options)) {
   broker.add_client({"alex",
                      {"robot/alex/ack", "robot/alex/telemetry", "robot/alex/status"},
-                     {"robot/alex/cmd", "robot/alex/cmd/#", "$SYS/presence/+"},
+                     {"robot/alex/cmd", "robot/alex/cmd/clear-estop", "$SYS/presence/+"},
                      false,
                      "agent"});
-  broker.add_client({"op1", {"robot/alex/cmd", "robot/alex/cmd/#"}, {"robot/alex/#"}});
+  broker.add_client({"op1", {"robot/alex/cmd", "robot/alex/cmd/clear-estop"}, {"robot/alex/#"}});
+  broker.add_client({"op2", {"robot/alex/cmd"}, {"robot/alex/#"}});
   broker.add_client({"viewer", {}, {"robot/alex/#"}});
   if (!broker.start()) return;
   std::vector<std::string> runner_args = options_.runner_args;

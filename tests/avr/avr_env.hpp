@@ -124,8 +124,9 @@ class Operator {
   ~Operator();
   bool connected() const { return connected_; }
   rv1::Command command();
-  // Publishes (waiting for the broker's PUBACK); returns the id.
-  std::string send(rv1::Command cmd);
+  // Publishes on robot/alex/cmd (or `topic`), waiting for the broker's
+  // PUBACK; returns the id.
+  std::string send(rv1::Command cmd, const std::string& topic = "robot/alex/cmd");
   std::optional<AckSeen> wait_ack(const std::string& id, std::chrono::milliseconds timeout);
   std::optional<rv1::RobotStatus> wait_status(
       const std::function<bool(const rv1::RobotStatus&)>& pred, std::chrono::milliseconds timeout);
@@ -156,7 +157,8 @@ struct AvrRobotOptions {
 };
 
 // A whole robot: broker, alex-avr with our firmware, and the agent between
-// them, plus the operator "op1".  The agent binary is the build's, or
+// them, plus the operator "op1" (may drive and clear an e-stop) and the
+// client "op2" (may publish commands; not connected here).  The agent binary is the build's, or
 // $CURVEBUS_AVR_AGENT_BIN when set (to measure another build of the agent).
 class AvrRobot {
  public:

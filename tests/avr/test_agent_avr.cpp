@@ -126,6 +126,158 @@ TEST_CASE("forward, stop and stats through the agent agree with the motor pins",
   CHECK(motor_events_after(*robot.runner, stopped->wall_ms).empty());
 }
 
+// ------------------------------------------------------------- the sweeps
+
+namespace {
+
+enum class StopKind { User, EStop, DeadMan };
+
+struct Step {
+  int offset_ms = 0;
+  std::string failure;
+  rv1::ResultStatus status = rv1::RESULT_UNSPECIFIED;
+  std::string poll_status;
+  double ack_latency_ms = -1;  // the agent's: stop decided -> confirmed
+  double motors_off_ms = -1;   // the test's: stop decided (published) -> pins off
+  double acked_ms = -1;        // the test's: stop decided (published) -> ack received
+  int attempts = 0;
+};
+
+constexpr std::int64_t kAckBound = 3000;  // liveness, far above one exchange + one frame
+
+// Lifts the e-stop latch: on robot/alex/cmd/clear-estop (the right of its
+// own), or on robot/alex/cmd for an agent that does not know that topic.
+bool clear_estop(Operator& op) {
+  for (const char* topic : {"robot/alex/cmd/clear-estop", "robot/alex/cmd"}) {
+    rv1::Command c = op.command();
+    c.mutable_clear_estop();
+    auto ack = op.wait_ack(op.send(c, topic), 1500ms);
+    if (ack && ack->result.status() == rv1::RESULT_OK) return true;
+  }
+  return false;
+}
+
+// One step: motors running, a GET_STATS published at t0 (by `poller`), and
+// the stop decided at t0 + offset: a STOP or an e-stop published then, or the
+// lease holder's last word placed so that the dead-man fires then.
+Step sweep_step(AvrRobot& robot, Operator& poller, StopKind kind, int offset, int deadman_ms) {
+  Operator& op = *robot.op;
+  Step s;
+  s.offset_ms = offset;
+  if (!start_motors(robot, 60)) {
+    s.failure = "could not start the motors";
+    force_stop(robot);
+    return s;
+  }
+  std::int64_t t_decided = 0;
+  std::string poll_id, stop_id;
+  if (kind == StopKind::DeadMan) {
+    op.stop_keepalive();
+    rv1::Command k = op.command();
+    k.mutable_keepalive();
+    op.send(k);
+    const std::int64_t t_last = now_wall_ms();
+    t_decided = t_last + deadman_ms;
+    sleep_until_wall(t_decided - offset);
+    poll_id = poller.send(stats_cmd(poller));
+    stop_id = "deadman";
+  } else {
+    const std::int64_t t_poll = now_wall_ms();
+    poll_id = poller.send(stats_cmd(poller));
+    sleep_until_wall(t_poll + offset);
+    t_decided = now_wall_ms();
+    rv1::Command c = op.command();
+    if (kind == StopKind::EStop)
+      c.mutable_estop()->set_reason("avr sweep");
+    else
+      c.mutable_stop();
+    stop_id = op.send(c);
+  }
+  // The ack of this step's stop (dead-man acks all carry the id "deadman").
+  std::optional<AckSeen> ack;
+  wait_until(
+      [&] {
+        for (const auto& a : op.acks())
+          if (a.result.id() == stop_id && a.received_wall_ms >= t_decided - 50) {
+            ack = a;
+            return true;
+          }
+        return false;
+      },
+      std::chrono::milliseconds(kAckBound + (kind == StopKind::DeadMan ? 100 : 0)), 2ms);
+  auto off = robot.runner->wait_event("motors stopped", t_decided - 50, 100ms);
+  if (ack) {
+    s.status = ack->result.status();
+    s.ack_latency_ms = ack->result.latency_us() / 1000.0;
+    s.attempts = static_cast<int>(ack->result.attempts());
+    s.acked_ms = static_cast<double>(ack->received_wall_ms - t_decided);
+  }
+  if (off) s.motors_off_ms = static_cast<double>(off->wall_ms - t_decided);
+  auto poll_ack = poller.wait_ack(poll_id, 100ms);
+  s.poll_status = poll_ack ? status_name(poll_ack->result.status()) : "no-ack-yet";
+
+  if (!ack) {
+    s.failure = "stop not acked within " + std::to_string(kAckBound) + " ms";
+  } else if (ack->result.status() != rv1::RESULT_OK) {
+    s.failure = "stop acked " + status_name(ack->result.status());
+  } else if (!off) {
+    s.failure = "stop acked OK but the motors did not stop";
+  } else if (off->wall_ms > ack->received_wall_ms) {
+    s.failure = "the motors stopped only after the stop was acked";
+  }
+  if (s.failure.empty()) {
+    // Nothing reordered: the motors stay off for 1 s.
+    pause_ms(1000);
+    const auto later = motor_events_after(*robot.runner, off->wall_ms);
+    if (!later.empty()) s.failure = "motors came back on: " + later.front().text;
+  }
+  if (!s.failure.empty()) force_stop(robot);
+  if (kind == StopKind::EStop && !clear_estop(op) && s.failure.empty())
+    s.failure = "could not clear the e-stop";
+  if (kind == StopKind::DeadMan) op.start_keepalive();
+  return s;
+}
+
+// Prints the per-step table and the closing numbers, writes them to `file`,
+// and checks every step.
+void report(const std::string& title, const std::vector<Step>& steps, const std::string& file) {
+  std::vector<double> latency, off_ms, acked;
+  int resends = 0, failures = 0;
+  std::ostringstream table;
+  table << title << "\noffset_ms status attempts agent_latency_ms decided_to_motors_off_ms "
+        << "decided_to_ack_ms get_stats failure\n";
+  for (const auto& s : steps) {
+    table << s.offset_ms << ' ' << status_name(s.status) << ' ' << s.attempts << ' '
+          << s.ack_latency_ms << ' ' << s.motors_off_ms << ' ' << s.acked_ms << ' ' << s.poll_status
+          << ' ' << (s.failure.empty() ? "-" : s.failure) << '\n';
+    if (s.ack_latency_ms >= 0) latency.push_back(s.ack_latency_ms);
+    if (s.motors_off_ms >= 0) off_ms.push_back(s.motors_off_ms);
+    if (s.acked_ms >= 0) acked.push_back(s.acked_ms);
+    if (s.attempts > 1) resends += s.attempts - 1;
+    if (!s.failure.empty()) ++failures;
+  }
+  char summary[640];
+  std::snprintf(summary, sizeof summary,
+                "%s: %zu steps\n"
+                "  decided -> confirmed (ack latency_us): p50 %.1f ms, p99 %.1f ms, max %.1f ms\n"
+                "  decided -> motors off (pins):          p50 %.1f ms, p99 %.1f ms, max %.1f ms\n"
+                "  decided -> ack received:               p50 %.1f ms, p99 %.1f ms, max %.1f ms\n"
+                "  resends: %d; failed steps: %d\n",
+                title.c_str(), steps.size(), percentile(latency, 50), percentile(latency, 99),
+                percentile(latency, 100), percentile(off_ms, 50), percentile(off_ms, 99),
+                percentile(off_ms, 100), percentile(acked, 50), percentile(acked, 99),
+                percentile(acked, 100), resends, failures);
+  std::printf("%s%s", table.str().c_str(), summary);
+  std::ofstream(file) << table.str() << summary;
+  for (const auto& s : steps) {
+    INFO(title << ", offset " << s.offset_ms << " ms: " << s.failure);
+    CHECK(s.failure.empty());
+  }
+  CHECK(failures == 0);
+}
+
+}  // namespace
+
 TEST_CASE("a STOP at every phase offset of a poll is confirmed, carried out and not undone",
           "[avr][agent][sweep]") {
   // The agent polls nothing by itself here: the test's GET_STATS is the poll,
@@ -133,101 +285,45 @@ TEST_CASE("a STOP at every phase offset of a poll is confirmed, carried out and 
   // steps covers the whole 292 ms request/reply exchange at 9600 baud.
   AvrRobot robot({"alex.elf", 9600, /*telemetry_ms=*/0, /*deadman_ms=*/500, {}, {}});
   REQUIRE(robot.ok());
-  Operator& op = *robot.op;
-  op.start_keepalive();
-
-  struct Step {
-    int offset_ms = 0;
-    std::string failure;
-    rv1::ResultStatus status = rv1::RESULT_UNSPECIFIED;
-    std::string stats_status;
-    double ack_latency_ms = -1;  // the agent's: stop decided -> confirmed
-    double motors_off_ms = -1;   // the test's: STOP published -> pins off
-    double acked_ms = -1;        // the test's: STOP published -> ack received
-    int attempts = 0;
-  };
+  robot.op->start_keepalive();
   std::vector<Step> steps;
-  constexpr std::int64_t kAckBound = 3000;  // liveness, far above one exchange + one frame
-  for (int offset = 0; offset <= 300; offset += 5) {
-    Step s;
-    s.offset_ms = offset;
-    if (!start_motors(robot, 60)) {
-      s.failure = "could not start the motors";
-      steps.push_back(s);
-      force_stop(robot);
-      continue;
-    }
-    const std::int64_t t_poll = now_wall_ms();
-    const std::string stats_id = op.send(stats_cmd(op));
-    sleep_until_wall(t_poll + offset);
-    const std::int64_t t_stop = now_wall_ms();
-    const std::string stop_id = op.send(stop_cmd(op));
-    auto ack = op.wait_ack(stop_id, std::chrono::milliseconds(kAckBound));
-    auto off = robot.runner->wait_event("motors stopped", t_stop, 100ms);
-    if (ack) {
-      s.status = ack->result.status();
-      s.ack_latency_ms = ack->result.latency_us() / 1000.0;
-      s.attempts = static_cast<int>(ack->result.attempts());
-      s.acked_ms = static_cast<double>(ack->received_wall_ms - t_stop);
-    }
-    if (off) s.motors_off_ms = static_cast<double>(off->wall_ms - t_stop);
-    auto stats_ack = op.wait_ack(stats_id, 100ms);
-    s.stats_status = stats_ack ? status_name(stats_ack->result.status()) : "no ack";
+  for (int offset = 0; offset <= 300; offset += 5)
+    steps.push_back(sweep_step(robot, *robot.op, StopKind::User, offset, 500));
+  robot.op->stop_keepalive();
+  report("STOP sweep at 9600 baud, 0..300 ms after a GET_STATS, 5 ms apart", steps,
+         "avr-stop-sweep.txt");
+}
 
-    if (!ack) {
-      s.failure = "STOP not acked within " + std::to_string(kAckBound) + " ms";
-    } else if (ack->result.status() != rv1::RESULT_OK) {
-      s.failure = "STOP acked " + status_name(ack->result.status());
-    } else if (!off) {
-      s.failure = "STOP acked OK but the motors did not stop";
-    } else if (off->wall_ms > ack->received_wall_ms) {
-      s.failure = "the motors stopped only after the STOP was acked";
-    }
-    if (s.failure.empty()) {
-      // Nothing reordered: the motors stay off for 1 s.
-      pause_ms(1000);
-      const auto later = motor_events_after(*robot.runner, off->wall_ms);
-      if (!later.empty()) s.failure = "motors came back on: " + later.front().text;
-    }
-    if (!s.failure.empty()) force_stop(robot);
-    steps.push_back(s);
-  }
-  op.stop_keepalive();
+TEST_CASE("an e-stop at every phase offset of a poll is confirmed, carried out and not undone",
+          "[avr][agent][sweep]") {
+  AvrRobot robot({"alex.elf", 9600, 0, 500, {}, {}});
+  REQUIRE(robot.ok());
+  robot.op->start_keepalive();
+  std::vector<Step> steps;
+  for (int offset = 0; offset <= 300; offset += 20)
+    steps.push_back(sweep_step(robot, *robot.op, StopKind::EStop, offset, 500));
+  robot.op->stop_keepalive();
+  report("E-stop sweep at 9600 baud, 0..300 ms after a GET_STATS, 20 ms apart", steps,
+         "avr-estop-sweep.txt");
+}
 
-  // The closing numbers.
-  std::vector<double> latency, off_ms, acked;
-  int resends = 0, failures = 0;
-  std::ostringstream table;
-  table << "offset_ms status attempts agent_latency_ms published_to_motors_off_ms "
-           "published_to_ack_ms get_stats failure\n";
-  for (const auto& s : steps) {
-    table << s.offset_ms << ' ' << status_name(s.status) << ' ' << s.attempts << ' '
-          << s.ack_latency_ms << ' ' << s.motors_off_ms << ' ' << s.acked_ms << ' '
-          << s.stats_status << ' ' << (s.failure.empty() ? "-" : s.failure) << '\n';
-    if (s.ack_latency_ms >= 0) latency.push_back(s.ack_latency_ms);
-    if (s.motors_off_ms >= 0) off_ms.push_back(s.motors_off_ms);
-    if (s.acked_ms >= 0) acked.push_back(s.acked_ms);
-    if (s.attempts > 1) resends += s.attempts - 1;
-    if (!s.failure.empty()) ++failures;
-  }
-  char summary[512];
-  std::snprintf(
-      summary, sizeof summary,
-      "STOP sweep at 9600 baud, %zu steps (0..300 ms after a GET_STATS, 5 ms apart):\n"
-      "  STOP decided -> confirmed (ack latency_us): p50 %.1f ms, p99 %.1f ms, max %.1f ms\n"
-      "  STOP published -> motors off (pins):        p50 %.1f ms, p99 %.1f ms, max %.1f ms\n"
-      "  STOP published -> ack received:             p50 %.1f ms, p99 %.1f ms, max %.1f ms\n"
-      "  STOP resends: %d; failed steps: %d\n",
-      steps.size(), percentile(latency, 50), percentile(latency, 99), percentile(latency, 100),
-      percentile(off_ms, 50), percentile(off_ms, 99), percentile(off_ms, 100),
-      percentile(acked, 50), percentile(acked, 99), percentile(acked, 100), resends, failures);
-  std::printf("%s%s", table.str().c_str(), summary);
-  std::ofstream("avr-stop-sweep.txt") << table.str() << summary;
-  for (const auto& s : steps) {
-    INFO("offset " << s.offset_ms << " ms: " << s.failure);
-    CHECK(s.failure.empty());
-  }
-  CHECK(failures == 0);
+TEST_CASE(
+    "a dead-man stop at every phase offset of a poll is confirmed, carried out and not "
+    "undone",
+    "[avr][agent][sweep]") {
+  // The lease holder (op1) falls silent; another client's GET_STATS is in
+  // flight when the dead-man time runs out.
+  AvrRobot robot({"alex.elf", 9600, 0, 500, {}, {}});
+  REQUIRE(robot.ok());
+  Operator poller(robot.broker, "op2");
+  REQUIRE(poller.connected());
+  robot.op->start_keepalive();
+  std::vector<Step> steps;
+  for (int offset = 0; offset <= 300; offset += 20)
+    steps.push_back(sweep_step(robot, poller, StopKind::DeadMan, offset, 500));
+  robot.op->stop_keepalive();
+  report("Dead-man sweep at 9600 baud (500 ms), 0..300 ms after a GET_STATS, 20 ms apart", steps,
+         "avr-deadman-sweep.txt");
 }
 
 TEST_CASE("the README's pipe example ends with the motors stopped", "[avr][agent]") {
