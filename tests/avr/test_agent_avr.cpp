@@ -96,8 +96,13 @@ TEST_CASE("forward, stop and stats through the agent agree with the motor pins",
   REQUIRE(ack);
   CHECK(ack->result.status() == rv1::RESULT_OK);
   // The firmware counted 400 ticks/s x 60 % per wheel from the moment the
-  // pins went on until it read the GET_STATS (about one frame before the ack).
-  auto stats_in = robot.runner->wait_event("line in COMMAND GET_STATS", t_stats, 1000ms);
+  // pins went on until it read the GET_STATS answered by this ack (the last
+  // one in before the ack: a later poll's frame ends a frame time after it).
+  std::optional<AvrEvent> stats_in;
+  for (const auto& e : robot.runner->events())
+    if (e.text.rfind("line in COMMAND GET_STATS", 0) == 0 && e.wall_ms >= t_stats &&
+        e.wall_ms <= ack->received_wall_ms)
+      stats_in = e;
   REQUIRE(stats_in);
   const double expected = (stats_in->t - started->t) * 400.0 * 153 / 255;
   const auto& st = ack->result.stats();
@@ -300,10 +305,10 @@ TEST_CASE("an e-stop at every phase offset of a poll is confirmed, carried out a
   REQUIRE(robot.ok());
   robot.op->start_keepalive();
   std::vector<Step> steps;
-  for (int offset = 0; offset <= 300; offset += 20)
+  for (int offset = 0; offset <= 300; offset += 15)
     steps.push_back(sweep_step(robot, *robot.op, StopKind::EStop, offset, 500));
   robot.op->stop_keepalive();
-  report("E-stop sweep at 9600 baud, 0..300 ms after a GET_STATS, 20 ms apart", steps,
+  report("E-stop sweep at 9600 baud, 0..300 ms after a GET_STATS, 15 ms apart", steps,
          "avr-estop-sweep.txt");
 }
 
@@ -319,10 +324,10 @@ TEST_CASE(
   REQUIRE(poller.connected());
   robot.op->start_keepalive();
   std::vector<Step> steps;
-  for (int offset = 0; offset <= 300; offset += 20)
+  for (int offset = 0; offset <= 300; offset += 15)
     steps.push_back(sweep_step(robot, poller, StopKind::DeadMan, offset, 500));
   robot.op->stop_keepalive();
-  report("Dead-man sweep at 9600 baud (500 ms), 0..300 ms after a GET_STATS, 20 ms apart", steps,
+  report("Dead-man sweep at 9600 baud (500 ms), 0..300 ms after a GET_STATS, 15 ms apart", steps,
          "avr-deadman-sweep.txt");
 }
 
