@@ -185,7 +185,7 @@ TEST_CASE("a stray byte shifts the firmware's window until single zeros re-align
   while (zeros < 200 && answer.empty()) {
     REQUIRE(port.write(std::string(1, '\0')));
     ++zeros;
-    answer = port.read(1, 4ms);
+    answer = port.read(1, 15ms);
   }
   answer += port.read(139, 1000ms);
   CHECK(zeros == 139);
