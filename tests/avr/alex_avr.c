@@ -613,7 +613,7 @@ int main(int argc, char** argv) {
   }
 
   const avr_cycle_count_t slice = r->avr->frequency / 2000; /* 0.5 ms */
-  const char* why = "signal";
+  const char* why = NULL;
   int rc = 0;
   r->t0_us = mono_us();
   while (!g_stop) {
@@ -664,11 +664,22 @@ int main(int argc, char** argv) {
       break;
     }
   }
-out:
-  if (g_stop == -1) why = "quit";
+out:;
+  char signal_why[32];
+  if (g_stop == -1) {
+    why = "quit";
+  } else if (!why) {
+    snprintf(signal_why, sizeof signal_why, "signal %d", (int)g_stop);
+    why = signal_why;
+  }
   logf_(r, "exit %s lag_events=%ld max_lag_ms=%lld out_lost=%ld", why, r->lag_events,
         (long long)(r->max_lag_us / 1000), r->out_lost);
   if (r->link[0]) unlink(r->link);
   if (r->control_path[0]) unlink(r->control_path);
+  avr_terminate(r->avr);
+  free(fw.flash);
+  free(fw.eeprom);
+  free(fw.fuse);
+  free(fw.lockbits);
   return rc;
 }
