@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 #include "curvebus/codec.hpp"
@@ -222,6 +223,14 @@ bool AvrRunner::motors_stopped_now() {
   return !m.empty() && m.back().text.rfind("motors stopped", 0) == 0;
 }
 
+std::int64_t AvrRunner::max_lag_ms(std::int64_t from_wall_ms, std::int64_t to_wall_ms) {
+  std::int64_t lag = 0;
+  for (const auto& e : events())
+    if (e.wall_ms >= from_wall_ms && e.wall_ms <= to_wall_ms && e.text.rfind("pace lag ", 0) == 0)
+      lag = std::max<std::int64_t>(lag, std::atoll(e.text.c_str() + 9));
+  return lag;
+}
+
 // ---------------------------------------------------------------- Operator
 
 namespace {
@@ -279,10 +288,11 @@ rv1::Command Operator::command() {
   return c;
 }
 
-std::string Operator::send(rv1::Command cmd, const std::string& topic) {
+std::string Operator::send(rv1::Command cmd, const std::string& topic, Status* status) {
   PublishOptions o;
   o.wait_ack = true;
-  client_->publish(topic, cmd.SerializeAsString(), o);
+  Status s = client_->publish(topic, cmd.SerializeAsString(), o);
+  if (status) *status = s;
   return cmd.id();
 }
 
@@ -398,6 +408,8 @@ bool AvrRobot::start_agent() {
                                 "--log-level",
                                 "debug"};
   argv.insert(argv.end(), options_.agent_args.begin(), options_.agent_args.end());
+  std::error_code ec;
+  std::filesystem::create_directories(dir / "agent-home", ec);  // the e-stop latch lives there
   agent = std::make_unique<Process>(argv, dir / "agent");
   // Ready: the agent says so in its retained status (serial link up).
   return op->wait_status([](const rv1::RobotStatus& s) { return s.serial_up(); }, 10000ms)

@@ -102,6 +102,9 @@ class AvrRunner {
   // The motor state (text after "motors ") at `wall_ms` according to the log.
   std::string motors_at(std::int64_t wall_ms);
   bool motors_stopped_now();
+  // The longest stall of the simulator ("pace lag", ms) logged in
+  // [from_wall_ms, to_wall_ms]; 0 when it kept up with the wall clock.
+  std::int64_t max_lag_ms(std::int64_t from_wall_ms, std::int64_t to_wall_ms);
   Process& process() { return *process_; }
 
  private:
@@ -126,7 +129,9 @@ class Operator {
   rv1::Command command();
   // Publishes on robot/alex/cmd (or `topic`), waiting for the broker's
   // PUBACK; returns the id.
-  std::string send(rv1::Command cmd, const std::string& topic = "robot/alex/cmd");
+  // The broker's verdict goes to `status` when given.
+  std::string send(rv1::Command cmd, const std::string& topic = "robot/alex/cmd",
+                   Status* status = nullptr);
   std::optional<AckSeen> wait_ack(const std::string& id, std::chrono::milliseconds timeout);
   std::optional<rv1::RobotStatus> wait_status(
       const std::function<bool(const rv1::RobotStatus&)>& pred, std::chrono::milliseconds timeout);

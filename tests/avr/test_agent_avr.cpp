@@ -176,6 +176,7 @@ Step sweep_step(AvrRobot& robot, Operator& poller, StopKind kind, int offset, in
   }
   std::int64_t t_decided = 0;
   std::string poll_id, stop_id;
+  curvebus::Status published;
   if (kind == StopKind::DeadMan) {
     op.stop_keepalive();
     rv1::Command k = op.command();
@@ -196,7 +197,7 @@ Step sweep_step(AvrRobot& robot, Operator& poller, StopKind kind, int offset, in
       c.mutable_estop()->set_reason("avr sweep");
     else
       c.mutable_stop();
-    stop_id = op.send(c);
+    stop_id = op.send(c, "robot/alex/cmd", &published);
   }
   // The ack of this step's stop (dead-man acks all carry the id "deadman").
   std::optional<AckSeen> ack;
@@ -221,7 +222,9 @@ Step sweep_step(AvrRobot& robot, Operator& poller, StopKind kind, int offset, in
   auto poll_ack = poller.wait_ack(poll_id, 100ms);
   s.poll_status = poll_ack ? status_name(poll_ack->result.status()) : "no-ack-yet";
 
-  if (!ack) {
+  if (!published) {
+    s.failure = "the broker refused the stop: " + published.message();
+  } else if (!ack) {
     s.failure = "stop not acked within " + std::to_string(kAckBound) + " ms";
   } else if (ack->result.status() != rv1::RESULT_OK) {
     s.failure = "stop acked " + status_name(ack->result.status());
@@ -243,9 +246,38 @@ Step sweep_step(AvrRobot& robot, Operator& poller, StopKind kind, int offset, in
   return s;
 }
 
+// Runs the steps at offsets 0, step_ms, ... 300.  A step that failed while
+// the simulator was starved of CPU (the runner logged a "pace lag": the
+// simulated Uno stood still, which a real one never does) is repeated, at
+// most twice; `repeated` counts those.
+std::vector<Step> run_sweep(AvrRobot& robot, Operator& poller, StopKind kind, int step_ms,
+                            int deadman_ms, int& repeated) {
+  std::vector<Step> steps;
+  repeated = 0;
+  for (int offset = 0; offset <= 300; offset += step_ms) {
+    Step s;
+    for (int tries = 1;; ++tries) {
+      const std::int64_t from = now_wall_ms();
+      s = sweep_step(robot, poller, kind, offset, deadman_ms);
+      const std::int64_t lag = robot.runner->max_lag_ms(from, now_wall_ms());
+      if (s.failure.empty() || lag == 0) break;
+      if (tries == 3) {
+        s.failure += " (simulator starved: pace lag " + std::to_string(lag) + " ms)";
+        break;
+      }
+      std::printf("offset %d ms: %s while the simulator was starved (pace lag %lld ms): repeated\n",
+                  offset, s.failure.c_str(), static_cast<long long>(lag));
+      ++repeated;
+    }
+    steps.push_back(s);
+  }
+  return steps;
+}
+
 // Prints the per-step table and the closing numbers, writes them to `file`,
 // and checks every step.
-void report(const std::string& title, const std::vector<Step>& steps, const std::string& file) {
+void report(const std::string& title, const std::vector<Step>& steps, int repeated,
+            const std::string& file) {
   std::vector<double> latency, off_ms, acked;
   int resends = 0, failures = 0;
   std::ostringstream table;
@@ -261,17 +293,17 @@ void report(const std::string& title, const std::vector<Step>& steps, const std:
     if (s.attempts > 1) resends += s.attempts - 1;
     if (!s.failure.empty()) ++failures;
   }
-  char summary[640];
+  char summary[768];
   std::snprintf(summary, sizeof summary,
                 "%s: %zu steps\n"
                 "  decided -> confirmed (ack latency_us): p50 %.1f ms, p99 %.1f ms, max %.1f ms\n"
                 "  decided -> motors off (pins):          p50 %.1f ms, p99 %.1f ms, max %.1f ms\n"
                 "  decided -> ack received:               p50 %.1f ms, p99 %.1f ms, max %.1f ms\n"
-                "  resends: %d; failed steps: %d\n",
+                "  resends: %d; failed steps: %d; steps repeated (simulator starved): %d\n",
                 title.c_str(), steps.size(), percentile(latency, 50), percentile(latency, 99),
                 percentile(latency, 100), percentile(off_ms, 50), percentile(off_ms, 99),
                 percentile(off_ms, 100), percentile(acked, 50), percentile(acked, 99),
-                percentile(acked, 100), resends, failures);
+                percentile(acked, 100), resends, failures, repeated);
   std::printf("%s%s", table.str().c_str(), summary);
   std::ofstream(file) << table.str() << summary;
   for (const auto& s : steps) {
@@ -291,11 +323,10 @@ TEST_CASE("a STOP at every phase offset of a poll is confirmed, carried out and 
   AvrRobot robot({"alex.elf", 9600, /*telemetry_ms=*/0, /*deadman_ms=*/500, {}, {}});
   REQUIRE(robot.ok());
   robot.op->start_keepalive();
-  std::vector<Step> steps;
-  for (int offset = 0; offset <= 300; offset += 5)
-    steps.push_back(sweep_step(robot, *robot.op, StopKind::User, offset, 500));
+  int repeated = 0;
+  const auto steps = run_sweep(robot, *robot.op, StopKind::User, 5, 500, repeated);
   robot.op->stop_keepalive();
-  report("STOP sweep at 9600 baud, 0..300 ms after a GET_STATS, 5 ms apart", steps,
+  report("STOP sweep at 9600 baud, 0..300 ms after a GET_STATS, 5 ms apart", steps, repeated,
          "avr-stop-sweep.txt");
 }
 
@@ -304,11 +335,10 @@ TEST_CASE("an e-stop at every phase offset of a poll is confirmed, carried out a
   AvrRobot robot({"alex.elf", 9600, 0, 500, {}, {}});
   REQUIRE(robot.ok());
   robot.op->start_keepalive();
-  std::vector<Step> steps;
-  for (int offset = 0; offset <= 300; offset += 15)
-    steps.push_back(sweep_step(robot, *robot.op, StopKind::EStop, offset, 500));
+  int repeated = 0;
+  const auto steps = run_sweep(robot, *robot.op, StopKind::EStop, 15, 500, repeated);
   robot.op->stop_keepalive();
-  report("E-stop sweep at 9600 baud, 0..300 ms after a GET_STATS, 15 ms apart", steps,
+  report("E-stop sweep at 9600 baud, 0..300 ms after a GET_STATS, 15 ms apart", steps, repeated,
          "avr-estop-sweep.txt");
 }
 
@@ -323,12 +353,11 @@ TEST_CASE(
   Operator poller(robot.broker, "op2");
   REQUIRE(poller.connected());
   robot.op->start_keepalive();
-  std::vector<Step> steps;
-  for (int offset = 0; offset <= 300; offset += 15)
-    steps.push_back(sweep_step(robot, poller, StopKind::DeadMan, offset, 500));
+  int repeated = 0;
+  const auto steps = run_sweep(robot, poller, StopKind::DeadMan, 15, 500, repeated);
   robot.op->stop_keepalive();
   report("Dead-man sweep at 9600 baud (500 ms), 0..300 ms after a GET_STATS, 15 ms apart", steps,
-         "avr-deadman-sweep.txt");
+         repeated, "avr-deadman-sweep.txt");
 }
 
 TEST_CASE("the README's pipe example ends with the motors stopped", "[avr][agent]") {
@@ -388,15 +417,18 @@ TEST_CASE("the watchdog firmware stops the motors by itself when the agent is ki
   const std::int64_t t_kill = now_wall_ms();
   auto stopped = robot.runner->wait_event("motors stopped", t_kill - 1000, 3000ms);
   REQUIRE(stopped);
-  // The last frame that reached the firmware before the motors stopped.
-  std::int64_t last_in = 0;
+  // The last frame that reached the firmware before the motors stopped: 1 s
+  // of simulated time before them.
+  std::optional<AvrEvent> last_in;
   for (const auto& e : robot.runner->events())
-    if (e.text.rfind("line in ", 0) == 0 && e.wall_ms <= stopped->wall_ms) last_in = e.wall_ms;
-  INFO("last frame in at " << last_in << ", motors off at " << stopped->wall_ms
-                           << ", agent killed at " << t_kill);
-  CHECK(stopped->wall_ms - last_in >= 950);
-  CHECK(stopped->wall_ms - last_in <= 1200);
-  CHECK(stopped->wall_ms - t_kill <= 1200);
+    if (e.text.rfind("line in ", 0) == 0 && e.t <= stopped->t) last_in = e;
+  REQUIRE(last_in);
+  INFO("last frame in at t=" << last_in->t << ", motors off at t=" << stopped->t
+                             << ", agent killed " << stopped->wall_ms - t_kill
+                             << " ms before the motors stopped");
+  CHECK(stopped->t - last_in->t >= 0.99);
+  CHECK(stopped->t - last_in->t <= 1.05);
+  CHECK(stopped->wall_ms - t_kill <= 2000);
 }
 
 TEST_CASE("an e-stop during re-alignment is carried out and latched", "[avr][agent]") {
