@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "controller.hpp"
 #include "curvebus/client.hpp"
 #include "fixture.hpp"
 #include "process.hpp"
@@ -29,61 +30,6 @@ struct SimEvent {
   std::int64_t wall_ms = 0;
   std::string text;  // the event without its timestamps, e.g. "rx COMMAND STOP p0=0 p1=0"
 };
-
-// A controller (or observer) in the test process: a curvebus client with the
-// robot's ack, telemetry and status decoded as they arrive.
-class Controller {
- public:
-  Controller(const BrokerHarness& broker, const std::string& name,
-             const std::string& robot = "alex");
-  ~Controller();
-  bool connected() const { return connected_; }
-
-  // Builds a Command with a fresh id and the current issue time.
-  rv1::Command command() const;
-  // Publishes (waiting for the broker's PUBACK); returns the command id.
-  // `subtopic` is below robot/<id>/: "cmd", or "cmd/clear-estop".
-  std::string send(rv1::Command cmd, Status* status = nullptr, const std::string& subtopic = "cmd");
-  std::optional<rv1::CommandResult> wait_ack(const std::string& id,
-                                             std::chrono::milliseconds timeout = 5000ms);
-  // Sends and waits for the agent's result.
-  std::optional<rv1::CommandResult> call(rv1::Command cmd,
-                                         std::chrono::milliseconds timeout = 5000ms,
-                                         const std::string& subtopic = "cmd");
-
-  std::optional<rv1::Telemetry> latest_telemetry();
-  // Waits for a telemetry sample newer than `after_sample` satisfying `pred`.
-  std::optional<rv1::Telemetry> wait_telemetry(
-      const std::function<bool(const rv1::Telemetry&)>& pred,
-      std::chrono::milliseconds timeout = 5000ms);
-  std::optional<rv1::RobotStatus> wait_status(
-      const std::function<bool(const rv1::RobotStatus&)>& pred,
-      std::chrono::milliseconds timeout = 5000ms);
-  std::vector<rv1::CommandResult> acks();
-
-  // Keeps the lease: a keepalive Command every `period` until stop_keepalive().
-  void start_keepalive(std::chrono::milliseconds period = 100ms);
-  void stop_keepalive();
-
-  Client& client() { return *client_; }
-
- private:
-  void on_message(const Message& m);
-  std::string robot_;
-  std::unique_ptr<Client> client_;
-  bool connected_ = false;
-  mutable std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<rv1::CommandResult> acks_;
-  std::vector<rv1::Telemetry> telemetry_;
-  std::vector<rv1::RobotStatus> status_;
-  std::thread keepalive_;
-  bool keepalive_run_ = false;
-  std::string prefix_;
-  mutable std::uint64_t next_id_ = 0;
-};
-
-std::uint64_t ticks(const rv1::Telemetry& t);
 
 struct RobotEnvOptions {
   std::vector<std::string> sim_args;    // extra alex-sim flags
@@ -121,7 +67,5 @@ class RobotEnv {
   bool ok_ = false;
   RobotEnvOptions options_;
 };
-
-std::int64_t wall_ms();
 
 }  // namespace curvebus::test

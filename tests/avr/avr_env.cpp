@@ -231,130 +231,6 @@ std::int64_t AvrRunner::max_lag_ms(std::int64_t from_wall_ms, std::int64_t to_wa
   return lag;
 }
 
-// ---------------------------------------------------------------- Operator
-
-namespace {
-int next_instance() {
-  static std::atomic<int> n{0};
-  return ++n;
-}
-}  // namespace
-
-Operator::Operator(const BrokerHarness& broker, const std::string& name)
-    : prefix_(name + "-" + std::to_string(::getpid()) + "-" + std::to_string(next_instance()) +
-              "-") {
-  ClientOptions o;
-  o.endpoint = broker.endpoint();
-  o.server_public_key = broker.server_public_key();
-  o.public_key = broker.keys_of(name).public_key;
-  o.secret_key = broker.keys_of(name).secret_key;
-  o.heartbeat = 100ms;
-  o.reconnect_min = 50ms;
-  o.reconnect_max = 500ms;
-  client_ = std::make_unique<Client>(o);
-  if (!client_->connect(5000ms)) return;
-  connected_ = client_
-                   ->subscribe(
-                       {"robot/alex/ack", "robot/alex/status"},
-                       [this](const Message& m) {
-                         const std::int64_t t = now_wall_ms();
-                         std::lock_guard<std::mutex> lock(mutex_);
-                         if (m.topic == "robot/alex/ack") {
-                           AckSeen a;
-                           if (a.result.ParseFromString(m.payload)) {
-                             a.received_wall_ms = t;
-                             acks_.push_back(a);
-                           }
-                         } else {
-                           rv1::RobotStatus s;
-                           if (s.ParseFromString(m.payload)) status_.push_back(s);
-                         }
-                         cv_.notify_all();
-                       },
-                       true)
-                   .ok();
-}
-
-Operator::~Operator() {
-  stop_keepalive();
-  client_->close();
-}
-
-rv1::Command Operator::command() {
-  rv1::Command c;
-  std::lock_guard<std::mutex> lock(mutex_);
-  c.set_id(prefix_ + std::to_string(++next_id_));
-  c.set_issued_us(wall_clock_us());
-  return c;
-}
-
-std::string Operator::send(rv1::Command cmd, const std::string& topic, Status* status) {
-  PublishOptions o;
-  o.wait_ack = true;
-  Status s = client_->publish(topic, cmd.SerializeAsString(), o);
-  if (status) *status = s;
-  return cmd.id();
-}
-
-std::optional<AckSeen> Operator::wait_ack(const std::string& id,
-                                          std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  std::optional<AckSeen> found;
-  cv_.wait_for(lock, timeout, [&] {
-    for (const auto& a : acks_)
-      if (a.result.id() == id) {
-        found = a;
-        return true;
-      }
-    return false;
-  });
-  return found;
-}
-
-std::optional<rv1::RobotStatus> Operator::wait_status(
-    const std::function<bool(const rv1::RobotStatus&)>& pred, std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  std::optional<rv1::RobotStatus> found;
-  cv_.wait_for(lock, timeout, [&] {
-    if (!status_.empty() && pred(status_.back())) found = status_.back();
-    return found.has_value();
-  });
-  return found;
-}
-
-std::vector<AckSeen> Operator::acks() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return acks_;
-}
-
-void Operator::start_keepalive(std::chrono::milliseconds period) {
-  stop_keepalive();
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    keepalive_run_ = true;
-  }
-  keepalive_ = std::thread([this, period] {
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (keepalive_run_) {
-      lock.unlock();
-      rv1::Command c = command();
-      c.mutable_keepalive();
-      client_->publish("robot/alex/cmd", c.SerializeAsString());
-      lock.lock();
-      cv_.wait_for(lock, period, [this] { return !keepalive_run_; });
-    }
-  });
-}
-
-void Operator::stop_keepalive() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    keepalive_run_ = false;
-  }
-  cv_.notify_all();
-  if (keepalive_.joinable()) keepalive_.join();
-}
-
 // ---------------------------------------------------------------- AvrRobot
 
 AvrRobot::AvrRobot(AvrRobotOptions options)
@@ -371,7 +247,7 @@ AvrRobot::AvrRobot(AvrRobotOptions options)
   std::vector<std::string> runner_args = options_.runner_args;
   runner = std::make_unique<AvrRunner>(dir.path(), firmware(options_.firmware), runner_args);
   if (!runner->ok()) return;
-  op = std::make_unique<Operator>(broker, "op1");
+  op = std::make_unique<Controller>(broker, "op1");
   if (!op->connected()) return;
   ok_ = start_agent();
 }

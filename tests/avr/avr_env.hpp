@@ -2,12 +2,10 @@
 // running in alex-avr (the simavr runner, paced to real time, UART0 on a
 // pseudo-terminal), driven either straight over the pty (SerialPort, with the
 // protocol's frames built here) or through a real broker and a real
-// curvebus-robot-agent on 127.0.0.1 (AvrRobot, Operator).
+// curvebus-robot-agent on 127.0.0.1 (AvrRobot, with a Controller from the agent tests).
 //
 // Ownership: every object owns the processes it started and stops them (by
-// PID) when it goes away.  Threads: Operator's handlers run on the client
-// library's I/O thread and only append under a mutex; everything else is
-// called from the test's thread.
+// PID) when it goes away.  Threads: everything here is called from the test's thread.
 #pragma once
 
 #include <array>
@@ -22,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "controller.hpp"
 #include "curvebus/client.hpp"
 #include "fixture.hpp"
 #include "process.hpp"
@@ -114,44 +113,6 @@ class AvrRunner {
 };
 
 // --------------------------------------------------- broker, agent, runner
-struct AckSeen {
-  rv1::CommandResult result;
-  std::int64_t received_wall_ms = 0;
-};
-
-// A controller in the test process ("op1"): sends Commands on robot/alex/cmd
-// and collects acks and status.
-class Operator {
- public:
-  Operator(const BrokerHarness& broker, const std::string& name);
-  ~Operator();
-  bool connected() const { return connected_; }
-  rv1::Command command();
-  // Publishes on robot/alex/cmd (or `topic`), waiting for the broker's
-  // PUBACK; returns the id.
-  // The broker's verdict goes to `status` when given.
-  std::string send(rv1::Command cmd, const std::string& topic = "robot/alex/cmd",
-                   Status* status = nullptr);
-  std::optional<AckSeen> wait_ack(const std::string& id, std::chrono::milliseconds timeout);
-  std::optional<rv1::RobotStatus> wait_status(
-      const std::function<bool(const rv1::RobotStatus&)>& pred, std::chrono::milliseconds timeout);
-  std::vector<AckSeen> acks();
-  void start_keepalive(std::chrono::milliseconds period = 100ms);
-  void stop_keepalive();
-
- private:
-  std::unique_ptr<Client> client_;
-  bool connected_ = false;
-  std::string prefix_;
-  std::uint64_t next_id_ = 0;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<AckSeen> acks_;
-  std::vector<rv1::RobotStatus> status_;
-  std::thread keepalive_;
-  bool keepalive_run_ = false;
-};
-
 struct AvrRobotOptions {
   std::string firmware = "alex.elf";
   int baud = 9600;
@@ -180,7 +141,7 @@ class AvrRobot {
   BrokerHarness broker;
   std::unique_ptr<AvrRunner> runner;
   std::unique_ptr<Process> agent;
-  std::unique_ptr<Operator> op;
+  std::unique_ptr<Controller> op;
 
  private:
   AvrRobotOptions options_;

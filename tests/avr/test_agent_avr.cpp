@@ -28,20 +28,20 @@ void sleep_until_wall(std::int64_t wall_ms) {
   if (left > 0) pause_ms(left);
 }
 
-rv1::Command forward(Operator& op, std::uint32_t cm, std::uint32_t pct) {
+rv1::Command forward(Controller& op, std::uint32_t cm, std::uint32_t pct) {
   rv1::Command c = op.command();
   c.mutable_forward()->set_distance_cm(cm);
   c.mutable_forward()->set_speed_pct(pct);
   return c;
 }
 
-rv1::Command stop_cmd(Operator& op) {
+rv1::Command stop_cmd(Controller& op) {
   rv1::Command c = op.command();
   c.mutable_stop();
   return c;
 }
 
-rv1::Command stats_cmd(Operator& op) {
+rv1::Command stats_cmd(Controller& op) {
   rv1::Command c = op.command();
   c.mutable_get_stats();
   return c;
@@ -50,7 +50,7 @@ rv1::Command stats_cmd(Operator& op) {
 // FORWARD 0 cm (keep going): acked OK and the pins show it.
 bool start_motors(AvrRobot& robot, std::uint32_t pct) {
   const std::int64_t t0 = now_wall_ms();
-  auto ack = robot.op->wait_ack(robot.op->send(forward(*robot.op, 0, pct)), 3000ms);
+  auto ack = robot.op->wait_ack_seen(robot.op->send(forward(*robot.op, 0, pct)), 3000ms);
   if (!ack || ack->result.status() != rv1::RESULT_OK) return false;
   return robot.runner->wait_event("motors forward", t0, 1000ms).has_value();
 }
@@ -66,7 +66,7 @@ std::vector<AvrEvent> motor_events_after(AvrRunner& runner, std::int64_t after_w
 // Sends STOPs until the pins say stopped (cleanup after a failed step).
 void force_stop(AvrRobot& robot) {
   for (int i = 0; i < 10 && !robot.runner->motors_stopped_now(); ++i) {
-    robot.op->wait_ack(robot.op->send(stop_cmd(*robot.op)), 3000ms);
+    robot.op->wait_ack_seen(robot.op->send(stop_cmd(*robot.op)), 3000ms);
     pause_ms(200);
   }
 }
@@ -80,11 +80,11 @@ std::string status_name(rv1::ResultStatus s) {
 TEST_CASE("forward, stop and stats through the agent agree with the motor pins", "[avr][agent]") {
   AvrRobot robot;
   REQUIRE(robot.ok());
-  Operator& op = *robot.op;
+  Controller& op = *robot.op;
   op.start_keepalive();
 
   const std::int64_t t_forward = now_wall_ms();
-  auto ack = op.wait_ack(op.send(forward(op, 0, 60)), 3000ms);
+  auto ack = op.wait_ack_seen(op.send(forward(op, 0, 60)), 3000ms);
   REQUIRE(ack);
   CHECK(ack->result.status() == rv1::RESULT_OK);
   auto started = robot.runner->wait_event("motors forward 60%", t_forward, 1000ms);
@@ -92,7 +92,7 @@ TEST_CASE("forward, stop and stats through the agent agree with the motor pins",
 
   pause_ms(1000);
   const std::int64_t t_stats = now_wall_ms();
-  ack = op.wait_ack(op.send(stats_cmd(op)), 3000ms);
+  ack = op.wait_ack_seen(op.send(stats_cmd(op)), 3000ms);
   REQUIRE(ack);
   CHECK(ack->result.status() == rv1::RESULT_OK);
   // The firmware counted 400 ticks/s x 60 % per wheel from the moment the
@@ -113,7 +113,7 @@ TEST_CASE("forward, stop and stats through the agent agree with the motor pins",
   CHECK(st.forward_dist_cm() == st.left_forward_ticks() * 20 / 192);
 
   const std::int64_t t_stop = now_wall_ms();
-  ack = op.wait_ack(op.send(stop_cmd(op)), 3000ms);
+  ack = op.wait_ack_seen(op.send(stop_cmd(op)), 3000ms);
   REQUIRE(ack);
   CHECK(ack->result.status() == rv1::RESULT_OK);
   auto stopped = robot.runner->wait_event("motors stopped", t_stop, 500ms);
@@ -121,11 +121,11 @@ TEST_CASE("forward, stop and stats through the agent agree with the motor pins",
   CHECK(stopped->wall_ms <= ack->received_wall_ms);
 
   // Stopped for real: the counters no longer move.
-  ack = op.wait_ack(op.send(stats_cmd(op)), 3000ms);
+  ack = op.wait_ack_seen(op.send(stats_cmd(op)), 3000ms);
   REQUIRE(ack);
   const std::uint32_t ticks = ack->result.stats().left_forward_ticks();
   pause_ms(500);
-  ack = op.wait_ack(op.send(stats_cmd(op)), 3000ms);
+  ack = op.wait_ack_seen(op.send(stats_cmd(op)), 3000ms);
   REQUIRE(ack);
   CHECK(ack->result.stats().left_forward_ticks() == ticks);
   CHECK(motor_events_after(*robot.runner, stopped->wall_ms).empty());
@@ -152,11 +152,11 @@ constexpr std::int64_t kAckBound = 3000;  // liveness, far above one exchange + 
 
 // Lifts the e-stop latch: on robot/alex/cmd/clear-estop (the right of its
 // own), or on robot/alex/cmd for an agent that does not know that topic.
-bool clear_estop(Operator& op) {
-  for (const char* topic : {"robot/alex/cmd/clear-estop", "robot/alex/cmd"}) {
+bool clear_estop(Controller& op) {
+  for (const char* subtopic : {"cmd/clear-estop", "cmd"}) {
     rv1::Command c = op.command();
     c.mutable_clear_estop();
-    auto ack = op.wait_ack(op.send(c, topic), 1500ms);
+    auto ack = op.wait_ack_seen(op.send(c, nullptr, subtopic), 1500ms);
     if (ack && ack->result.status() == rv1::RESULT_OK) return true;
   }
   return false;
@@ -165,8 +165,8 @@ bool clear_estop(Operator& op) {
 // One step: motors running, a GET_STATS published at t0 (by `poller`), and
 // the stop decided at t0 + offset: a STOP or an e-stop published then, or the
 // lease holder's last word placed so that the dead-man fires then.
-Step sweep_step(AvrRobot& robot, Operator& poller, StopKind kind, int offset, int deadman_ms) {
-  Operator& op = *robot.op;
+Step sweep_step(AvrRobot& robot, Controller& poller, StopKind kind, int offset, int deadman_ms) {
+  Controller& op = *robot.op;
   Step s;
   s.offset_ms = offset;
   if (!start_motors(robot, 60)) {
@@ -197,13 +197,13 @@ Step sweep_step(AvrRobot& robot, Operator& poller, StopKind kind, int offset, in
       c.mutable_estop()->set_reason("avr sweep");
     else
       c.mutable_stop();
-    stop_id = op.send(c, "robot/alex/cmd", &published);
+    stop_id = op.send(c, &published);
   }
   // The ack of this step's stop (dead-man acks all carry the id "deadman").
   std::optional<AckSeen> ack;
   wait_until(
       [&] {
-        for (const auto& a : op.acks())
+        for (const auto& a : op.acks_seen())
           if (a.result.id() == stop_id && a.received_wall_ms >= t_decided - 50) {
             ack = a;
             return true;
@@ -219,7 +219,7 @@ Step sweep_step(AvrRobot& robot, Operator& poller, StopKind kind, int offset, in
     s.acked_ms = static_cast<double>(ack->received_wall_ms - t_decided);
   }
   if (off) s.motors_off_ms = static_cast<double>(off->wall_ms - t_decided);
-  auto poll_ack = poller.wait_ack(poll_id, 100ms);
+  auto poll_ack = poller.wait_ack_seen(poll_id, 100ms);
   s.poll_status = poll_ack ? status_name(poll_ack->result.status()) : "no-ack-yet";
 
   if (!published) {
@@ -250,7 +250,7 @@ Step sweep_step(AvrRobot& robot, Operator& poller, StopKind kind, int offset, in
 // the simulator was starved of CPU (the runner logged a "pace lag": the
 // simulated Uno stood still, which a real one never does) is repeated, at
 // most twice; `repeated` counts those.
-std::vector<Step> run_sweep(AvrRobot& robot, Operator& poller, StopKind kind, int step_ms,
+std::vector<Step> run_sweep(AvrRobot& robot, Controller& poller, StopKind kind, int step_ms,
                             int deadman_ms, int& repeated) {
   std::vector<Step> steps;
   repeated = 0;
@@ -350,7 +350,7 @@ TEST_CASE(
   // flight when the dead-man time runs out.
   AvrRobot robot({"alex.elf", 9600, 0, 500, {}, {}});
   REQUIRE(robot.ok());
-  Operator poller(robot.broker, "op2");
+  Controller poller(robot.broker, "op2");
   REQUIRE(poller.connected());
   robot.op->start_keepalive();
   int repeated = 0;
@@ -374,7 +374,7 @@ TEST_CASE("the README's pipe example ends with the motors stopped", "[avr][agent
   std::optional<AckSeen> stop_ack;
   wait_until(
       [&] {
-        for (const auto& a : robot.op->acks())
+        for (const auto& a : robot.op->acks_seen())
           if (a.result.action() == "stop") stop_ack = a;
         return stop_ack.has_value();
       },
@@ -394,7 +394,7 @@ TEST_CASE("the README's pipe example ends with the motors stopped", "[avr][agent
   for (const auto& e : motor_events_after(*robot.runner, stop_ack->received_wall_ms))
     CHECK(e.text.rfind("motors stopped", 0) == 0);
   // The FORWARD either ran before the STOP or was discarded by it.
-  for (const auto& a : robot.op->acks())
+  for (const auto& a : robot.op->acks_seen())
     if (a.result.action() == "forward")
       CHECK((a.result.status() == rv1::RESULT_OK ||
              status_name(a.result.status()) == "RESULT_SUPERSEDED"));
@@ -405,7 +405,7 @@ TEST_CASE("the watchdog firmware stops the motors by itself when the agent is ki
   // The agent's telemetry poll (every 200 ms here) is the heartbeat.
   AvrRobot robot({"alex-watchdog.elf", 9600, 200, 500, {}, {}});
   REQUIRE(robot.ok());
-  Operator& op = *robot.op;
+  Controller& op = *robot.op;
   op.start_keepalive();
   REQUIRE(start_motors(robot, 60));
   // Driving with a live agent: the watchdog stays quiet.
@@ -434,7 +434,7 @@ TEST_CASE("the watchdog firmware stops the motors by itself when the agent is ki
 TEST_CASE("an e-stop during re-alignment is carried out and latched", "[avr][agent]") {
   AvrRobot robot({"alex.elf", 9600, 200, 500, {}, {}});
   REQUIRE(robot.ok());
-  Operator& op = *robot.op;
+  Controller& op = *robot.op;
   op.start_keepalive();
   REQUIRE(start_motors(robot, 60));
 
@@ -449,7 +449,7 @@ TEST_CASE("an e-stop during re-alignment is carried out and latched", "[avr][age
   const std::int64_t t_estop = now_wall_ms();
   rv1::Command e = op.command();
   e.mutable_estop()->set_reason("avr test: e-stop while re-aligning");
-  auto ack = op.wait_ack(op.send(e), 5000ms);
+  auto ack = op.wait_ack_seen(op.send(e), 5000ms);
   REQUIRE(ack);
   INFO("e-stop ack " << status_name(ack->result.status()) << " " << ack->result.detail()
                      << " after " << ack->received_wall_ms - t_estop << " ms");
@@ -468,7 +468,7 @@ TEST_CASE("an e-stop during re-alignment is carried out and latched", "[avr][age
   CHECK(realigned);
 
   // Latched: motion is refused and the pins stay off.
-  auto refused = op.wait_ack(op.send(forward(op, 0, 60)), 3000ms);
+  auto refused = op.wait_ack_seen(op.send(forward(op, 0, 60)), 3000ms);
   REQUIRE(refused);
   CHECK(refused->result.status() == rv1::RESULT_REJECTED_ESTOP_LATCHED);
   pause_ms(1000);
@@ -479,13 +479,13 @@ TEST_CASE("a STOP whose bytes are lost on the line is resent until confirmed", "
   // No polling: the next frame on the line is the STOP.
   AvrRobot robot({"alex.elf", 9600, 0, 500, {}, {}});
   REQUIRE(robot.ok());
-  Operator& op = *robot.op;
+  Controller& op = *robot.op;
   op.start_keepalive();
   REQUIRE(start_motors(robot, 60));
   REQUIRE(robot.runner->control("drop 10"));
   REQUIRE(robot.runner->wait_event("inject drop", 0, 1000ms));
   const std::int64_t t_stop = now_wall_ms();
-  auto ack = op.wait_ack(op.send(stop_cmd(op)), 5000ms);
+  auto ack = op.wait_ack_seen(op.send(stop_cmd(op)), 5000ms);
   REQUIRE(ack);
   INFO("STOP ack " << status_name(ack->result.status()) << " attempts " << ack->result.attempts()
                    << " after " << ack->received_wall_ms - t_stop << " ms");
@@ -497,7 +497,7 @@ TEST_CASE("a STOP whose bytes are lost on the line is resent until confirmed", "
   pause_ms(1000);
   CHECK(motor_events_after(*robot.runner, off->wall_ms).empty());
   // And the line works normally afterwards.
-  auto stats = op.wait_ack(op.send(stats_cmd(op)), 3000ms);
+  auto stats = op.wait_ack_seen(op.send(stats_cmd(op)), 3000ms);
   REQUIRE(stats);
   CHECK(stats->result.status() == rv1::RESULT_OK);
 }
