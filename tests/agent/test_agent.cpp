@@ -378,7 +378,8 @@ TEST_CASE("alex-sim vanishes and comes back: serial down, then up, commands work
   Controller op1(env.broker, "op1");
   REQUIRE(op1.connected());
   REQUIRE(op1.wait_status([](const rv1::RobotStatus& s) { return s.serial_up(); }));
-  REQUIRE(env.sim_control("vanish 1500"));
+  // Gone long enough that a loaded machine still asks while it is away.
+  REQUIRE(env.sim_control("vanish 4000"));
   CHECK(op1.wait_status([](const rv1::RobotStatus& s) { return !s.serial_up(); }, 5000ms));
   // While the device is gone a command is answered at once: serial down.
   auto down = op1.call(with(op1, "stats"), 3000ms);
