@@ -19,6 +19,8 @@ import {
   makeZcert,
   generateKeyPair,
   keyFingerprint,
+  encodeRobotCommand,
+  decodeRobotPayload,
 } from './curvebus.js';
 
 const KEEPALIVE_MS = 150;        // teleop's period: three renewals per dead-man time
@@ -49,7 +51,6 @@ const ui = {
 const app = {
   config: { relayUrl: '', brokerKey: '', version: '' },
   proto: null,
-  types: null,
   key: null,            // { name, publicKey, secretKey, certText }
   client: null,
   state: 'idle',
@@ -59,6 +60,7 @@ const app = {
   selected: '',
   robotUnsubs: [],
   pending: new Map(),   // command id -> { action, sentAt, row, keepalive }
+  acksSeen: new Set(),  // recent acks, against duplicates
   hold: null,           // { action, source, id, timer, refused }
   series: [],           // { t, dist, ticks }
   keepalivesOk: 0,
@@ -145,50 +147,13 @@ function el(tag, props = {}, ...children) {
   return e;
 }
 
-// ------------------------------------------------------------ protobuf glue
-// robot.proto's types, looked up by full name.  Field names are written here
-// in camelCase and mapped to whatever the loaded reflection uses.
+// ---------------------------------------------------------- robot payloads
+// robot.proto through curvebus.js (camelCase fields, enums as names).
 
-const snake = (s) => s.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
-const camel = (s) => s.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
+const snake = (str) => str.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
 
-function lookup(name) {
-  const short = name.split('.').pop();
-  if (app.proto[short] && app.proto[short].encode) return app.proto[short];
-  return app.proto.root.lookupType(name);
-}
-
-function adapt(T, obj) {
-  const out = {};
-  for (const [k, v] of Object.entries(obj)) {
-    const f = T.fields[k] || T.fields[snake(k)];
-    if (!f) throw new Error(`${T.name} has no field ${k}`);
-    f.resolve();
-    const nested = f.resolvedType && f.resolvedType.fields && v && typeof v === 'object';
-    out[f.name] = nested ? adapt(f.resolvedType, v) : v;
-  }
-  return out;
-}
-
-function camelize(v) {
-  if (Array.isArray(v)) return v.map(camelize);
-  if (v && typeof v === 'object' && !(v instanceof Uint8Array)) {
-    const out = {};
-    for (const [k, x] of Object.entries(v)) out[camel(k)] = camelize(x);
-    return out;
-  }
-  return v;
-}
-
-function encode(typeName, obj) {
-  const T = lookup(typeName);
-  return T.encode(T.fromObject(adapt(T, obj))).finish();
-}
-
-function decode(typeName, bytes) {
-  const T = lookup(typeName);
-  const m = T.decode(bytes);
-  return camelize(T.toObject(m, { longs: Number, enums: String, defaults: true }));
+function decode(topic, bytes) {
+  return decodeRobotPayload(app.proto, topic, bytes);
 }
 
 // ------------------------------------------------------------------- config
@@ -256,17 +221,10 @@ function storageSet(k, v) {
 
 // --------------------------------------------------------------------- keys
 
-function certKeys(cert) {
-  const pub = cert.publicKey || cert.public_key || cert.public;
-  const sec = cert.secretKey || cert.secret_key || cert.secret;
-  const meta = cert.metadata || cert.meta || {};
-  return { publicKey: pub, secretKey: sec, name: meta.name || cert.name || '' };
-}
-
 function useKeyText(text, fileName) {
   let cert;
   try {
-    cert = certKeys(parseZcert(text));
+    cert = parseZcert(text);
   } catch (e) {
     notice(`Not a certificate: ${e.message}`, 'error');
     return false;
@@ -277,7 +235,7 @@ function useKeyText(text, fileName) {
   }
   const fromFile = String(fileName || '').replace(/\.txt$/, '').replace(/_secret$/, '');
   app.key = {
-    name: cert.name || fromFile || 'key',
+    name: (cert.metadata && cert.metadata.name) || fromFile || 'key',
     publicKey: cert.publicKey,
     secretKey: cert.secretKey,
     certText: text,
@@ -385,10 +343,7 @@ function placeKeyPanel() {
 
 async function ensureProtocol() {
   if (app.proto) return;
-  app.proto = await loadProtocol({ fetchText: (p) => fetch(p).then((r) => {
-    if (!r.ok) throw new Error(`${p}: HTTP ${r.status}`);
-    return r.text();
-  }) });
+  app.proto = await loadProtocol({ base: 'proto/' });
 }
 
 async function connect() {
@@ -404,16 +359,22 @@ async function connect() {
     notice(`Cannot load the protocol: ${e.message}`, 'error');
     return;
   }
-  const client = new Client({
-    url: app.config.relayUrl,
-    serverKey: app.config.brokerKey,
-    publicKey: app.key.publicKey,
-    secretKey: app.key.secretKey,
-    clientName: 'web',
-    heartbeatMs: 1000,
-    protocol: app.proto,
-    reconnect: { minMs: 250, maxMs: 5000 },
-  });
+  let client;
+  try {
+    client = new Client({
+      url: app.config.relayUrl,
+      serverKey: app.config.brokerKey,
+      publicKey: app.key.publicKey,
+      secretKey: app.key.secretKey,
+      clientName: 'web',
+      heartbeatMs: 1000,
+      protocol: app.proto,
+      reconnect: { minMs: 250, maxMs: 5000 },
+    });
+  } catch (e) {
+    notice(`Cannot connect: ${e.message}`, 'error');
+    return;
+  }
   app.client = client;
   client.on('state', ({ state, detail }) => {
     if (app.client !== client) return;
@@ -432,7 +393,7 @@ async function connect() {
     if (app.client !== client) return;
     app.name = (reg && reg.name) || client.name || app.key.name;
     setState('registered');
-    await subscribeDirectory(client);
+    subscribeDirectory(client);
     if (app.selected) selectRobot(app.selected, true);
   } catch (e) {
     if (app.client !== client) return;
@@ -457,19 +418,26 @@ function disconnect() {
   }
 }
 
-async function subscribe(client, pattern, onMessage, retained = true) {
+// Subscribes at once (curvebus.js keeps the subscription across reconnects)
+// and returns a plain function that ends it; a refusal (ACL) is reported when
+// the broker answers.
+function subscribe(client, pattern, onMessage, retained = true) {
+  let unsub;
   try {
-    const unsub = await client.subscribe(pattern, onMessage, { retained });
-    return typeof unsub === 'function' ? unsub : () => {};
+    unsub = client.subscribe(pattern, onMessage, { retained });
   } catch (e) {
-    if (app.client === client) notice(`Cannot subscribe to ${pattern}: ${e.message}`, 'warn');
-    return null;
+    notice(`Cannot subscribe to ${pattern}: ${e.message}`, 'warn');
+    return () => {};
   }
+  Promise.resolve(unsub.ready).catch((e) => {
+    if (app.client === client) notice(`Cannot subscribe to ${pattern}: ${e.message}`, 'warn');
+  });
+  return () => unsub();
 }
 
-async function subscribeDirectory(client) {
-  await subscribe(client, '$SYS/presence/#', onPresence);
-  await subscribe(client, 'robot/+/status', onStatus);
+function subscribeDirectory(client) {
+  subscribe(client, '$SYS/presence/#', onPresence);
+  subscribe(client, 'robot/+/status', onStatus);
 }
 
 // ------------------------------------------------------------------- robots
@@ -508,12 +476,8 @@ function onPresence(msg) {
 function onStatus(msg) {
   const parts = msg.topic.split('/');
   if (parts.length !== 3 || parts[0] !== 'robot' || parts[2] !== 'status') return;
-  let s;
-  try {
-    s = decode('curvebus.robot.v1.RobotStatus', msg.payload);
-  } catch (e) {
-    return;
-  }
+  const s = decode(msg.topic, msg.payload);
+  if (!s) return;
   const r = robotEntry(parts[1]);
   r.status = s;
   r.statusAt = Date.now();
@@ -572,7 +536,7 @@ function renderRobots() {
   ui.others.textContent = others.length ? `Also online: ${others.join(', ')}` : '';
 }
 
-async function selectRobot(id, force = false) {
+function selectRobot(id, force = false) {
   if (app.selected === id && !force) return;
   if (app.selected !== id) {
     releaseHold(true);
@@ -597,13 +561,11 @@ async function selectRobot(id, force = false) {
   const client = app.client;
   if (!client || app.state !== 'registered') return;
   const base = `robot/${id}/`;
-  const subs = [
-    await subscribe(client, base + 'ack', onAck, false),
-    await subscribe(client, base + 'telemetry', onTelemetry, true),
-    await subscribe(client, base + 'status', onStatus, true),
+  app.robotUnsubs = [
+    subscribe(client, base + 'ack', onAck, false),
+    subscribe(client, base + 'telemetry', onTelemetry, true),
+    subscribe(client, base + 'status', onStatus, true),  // also when robot/+/status is not allowed
   ];
-  if (app.client === client && app.selected === id) app.robotUnsubs = subs.filter(Boolean);
-  else for (const u of subs) if (u) u();
 }
 
 // ----------------------------------------------------------------- commands
@@ -626,7 +588,7 @@ function sendCommand(field, body, { log = true, topicSuffix = 'cmd' } = {}) {
   const id = `${app.idPrefix}-${++app.seq}`;
   let bytes;
   try {
-    bytes = encode('curvebus.robot.v1.Command', { id, issuedUs: Date.now() * 1000, [field]: body });
+    bytes = encodeRobotCommand(app.proto, { id, issuedUs: Date.now() * 1000, [field]: body });
   } catch (e) {
     notice(`Cannot encode the command: ${e.message}`, 'error');
     return '';
@@ -698,7 +660,7 @@ function stopNow() {
 
 function pressEstop() {
   endHold(null, false);
-  const id = sendCommand('estop', { reason: `e-stop button on the web page (${app.name || 'browser'})` });
+  const id = sendCommand('estop', { reason: 'E-STOP on the web page' });  // the agent adds who
   if (id) {
     app.localLatch = true;
     updateLatch();
@@ -740,13 +702,14 @@ function updateRow(tr, { result, status, latency, latencyMs }) {
 }
 
 function onAck(msg) {
-  let r;
-  try {
-    r = decode('curvebus.robot.v1.CommandResult', msg.payload);
-  } catch (e) {
-    return;
-  }
   if (msg.topic !== `robot/${app.selected}/ack`) return;
+  const r = decode(msg.topic, msg.payload);
+  if (!r) return;
+  // One row per ack, should a publication ever arrive twice.
+  const key = `${msg.publisher}/${msg.seq}/${r.controller}/${r.id}`;
+  if (app.acksSeen.has(key)) return;
+  app.acksSeen.add(key);
+  if (app.acksSeen.size > 1000) app.acksSeen.delete(app.acksSeen.values().next().value);
   const mine = app.pending.get(r.id);
   const plain = RESULT_TEXT[r.status] || r.status;
   // The detail adds who holds the lease, how stale, what the Arduino said; an
@@ -819,12 +782,8 @@ function tickSum(t) {
 
 function onTelemetry(msg) {
   if (msg.topic !== `robot/${app.selected}/telemetry`) return;
-  let t;
-  try {
-    t = decode('curvebus.robot.v1.Telemetry', msg.payload);
-  } catch (e) {
-    return;
-  }
+  const t = decode(msg.topic, msg.payload);
+  if (!t) return;
   showTelemetry(t);
   const now = Date.now();
   app.series.push({ t: now, dist: (t.forwardDistCm || 0) + (t.reverseDistCm || 0), ticks: tickSum(t) });
@@ -887,7 +846,7 @@ function drawPlot() {
   }
   const now = Date.now();
   const x = (t) => pad.l + pw * (1 - (now - t) / PLOT_WINDOW_MS);
-  const line = (key, stroke, axisX, align) => {
+  const line = (key, stroke, axisX, align, width) => {
     let lo = Infinity;
     let hi = -Infinity;
     for (const p of pts) {
@@ -897,7 +856,7 @@ function drawPlot() {
     if (hi - lo < 1) hi = lo + 1;
     const y = (v) => pad.t + ph * (1 - (v - lo) / (hi - lo));
     g.strokeStyle = stroke;
-    g.lineWidth = 2 * ratio;
+    g.lineWidth = width * ratio;
     g.beginPath();
     pts.forEach((p, i) => (i ? g.lineTo(x(p.t), y(p[key])) : g.moveTo(x(p.t), y(p[key]))));
     g.stroke();
@@ -906,8 +865,8 @@ function drawPlot() {
     g.fillText(String(hi), axisX, pad.t + 10 * ratio);
     g.fillText(String(lo), axisX, pad.t + ph);
   };
-  line('dist', color('--dist', '#1f77b4'), pad.l - 4 * ratio, 'right');
-  line('ticks', color('--ticks', '#d62728'), pad.l + pw + 4 * ratio, 'left');
+  line('dist', color('--dist', '#1f77b4'), pad.l - 4 * ratio, 'right', 4);
+  line('ticks', color('--ticks', '#d62728'), pad.l + pw + 4 * ratio, 'left', 1.5);
   g.textAlign = 'start';
 }
 
