@@ -1,0 +1,279 @@
+#!/usr/bin/python3
+"""The control page end to end in a real browser: headless Chromium opens the
+page served by curvebus-web, which relays to a real broker; a real robot agent
+drives alex-sim on a pseudo-terminal.  What a person would do, by clicking:
+import the dev key, see alex online, hold forward, see telemetry grow and an OK
+ack, press E-STOP and see motion refused until Clear, Clear, drive again; and a
+key the broker does not know shows "key refused".
+
+Run by ctest (tests/web/e2e/CMakeLists.txt) with the system interpreter; the
+screenshots go to $CURVEBUS_E2E_ARTIFACTS (the build tree).  Timeouts are
+liveness bounds only: generous, never a measurement.
+"""
+import os
+import shutil
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from webenv import WebStack, wait_for  # noqa: E402
+
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+ARTIFACTS = os.environ.get("CURVEBUS_E2E_ARTIFACTS", "")
+LIVE = 30.0  # seconds: liveness bound for anything that involves the robot
+
+
+def by_testid(tid):
+    return (By.CSS_SELECTOR, '[data-testid="%s"]' % tid)
+
+
+class Page:
+    """The control page, read and driven through the DOM like a user."""
+
+    def __init__(self, driver):
+        self.d = driver
+
+    def find(self, tid):
+        return self.d.find_element(*by_testid(tid))
+
+    def attr(self, tid, name):
+        try:
+            return self.find(tid).get_attribute(name) or ""
+        except Exception:
+            return ""
+
+    def text(self, tid):
+        try:
+            return self.find(tid).text
+        except Exception:
+            return ""
+
+    def state(self):
+        return self.attr("conn-state", "data-state")
+
+    def ticks(self):
+        t = self.text("tel-ticks")
+        return int(t) if t.isdigit() else -1
+
+    def rows(self):
+        """The ack log, newest first: dicts of the row's data attributes and cells."""
+        out = []
+        for tr in self.d.find_elements(By.CSS_SELECTOR, '[data-testid="ack-log"] tbody tr'):
+            cells = [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+            out.append({"id": tr.get_attribute("data-id"), "action": tr.get_attribute("data-action"),
+                        "status": tr.get_attribute("data-status"), "result": cells[3] if len(cells) > 3 else "",
+                        "latency": tr.get_attribute("data-latency-ms")})
+        return out
+
+    def row(self, action, after=0):
+        """The newest row for `action` among rows added after the first `after` ones."""
+        rows = self.rows()
+        fresh = rows[: max(0, len(rows) - after)]
+        for r in fresh:
+            if r["action"] == action and r["status"] != "PENDING":
+                return r
+        return None
+
+    def wait_row(self, action, after, timeout=LIVE):
+        found = {}
+
+        def done():
+            r = self.row(action, after)
+            if r:
+                found.update(r)
+            return bool(r)
+        assert wait_for(done, timeout), "no finished '%s' row in the ack log: %r" % (action, self.rows()[:8])
+        return found
+
+    def hold(self, tid, seconds, sample=None):
+        """Press and hold a pad button with the mouse, let go after `seconds`.
+        `sample(t)` is called while held, every 0.1 s."""
+        btn = self.find(tid)
+        ActionChains(self.d).click_and_hold(btn).perform()
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < seconds:
+                if sample:
+                    sample(time.monotonic() - t0)
+                time.sleep(0.1)
+        finally:
+            ActionChains(self.d).release(btn).perform()
+
+
+class WebEndToEnd(unittest.TestCase):
+    def setUp(self):
+        self.stack = None
+        try:
+            self.stack = WebStack().start()
+            self.driver = self.stack.browser()
+        except Exception:
+            if self.stack:
+                self.keep_logs("setup")
+                self.stack.close()
+            raise
+        self.page = Page(self.driver)
+
+    def tearDown(self):
+        result = self._outcome.result
+        if any(t is self for t, _ in result.failures + result.errors):
+            self.screenshot("failed-" + self._testMethodName)
+            self.keep_logs(self._testMethodName)
+        self.stack.close()
+
+    def screenshot(self, name):
+        if not ARTIFACTS:
+            return ""
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        path = os.path.join(ARTIFACTS, name + ".png")
+        try:
+            self.driver.save_screenshot(path)
+        except Exception:
+            return ""
+        return path
+
+    def keep_logs(self, tag):
+        if not ARTIFACTS or not self.stack:
+            return
+        dest = os.path.join(ARTIFACTS, "logs-" + tag)
+        os.makedirs(dest, exist_ok=True)
+        for f in os.listdir(self.stack.home):
+            if f.endswith(".log"):
+                shutil.copy(os.path.join(self.stack.home, f), dest)
+        if self.stack.driver is not None:
+            try:
+                with open(os.path.join(dest, "browser-console.log"), "w") as out:
+                    for e in self.stack.driver.get_log("browser"):
+                        out.write("%s %s\n" % (e.get("level"), e.get("message")))
+            except Exception:
+                pass
+
+    def open_page(self):
+        self.driver.get(self.stack.url)
+        self.assertTrue(wait_for(lambda: self.page.text("broker-fp").startswith("b2:"), LIVE),
+                        "the page never showed the broker key fingerprint")
+
+    def import_key(self, name):
+        self.page.find("key-file").send_keys(self.stack.key_file(name))
+
+    def console_errors(self):
+        """Browser console lines that mean the page broke: CSP violations, script errors."""
+        bad = []
+        for e in self.driver.get_log("browser"):
+            msg = e.get("message", "")
+            if "favicon.ico" in msg:
+                continue
+            if e.get("level") == "SEVERE" or "Content Security Policy" in msg:
+                bad.append(msg)
+        return bad
+
+    def test_drive_estop_and_clear_with_the_dev_key(self):
+        page = self.page
+        self.open_page()
+        # The fingerprint is the one the broker logged at start.
+        self.assertEqual(page.text("broker-fp"), self.stack.broker_fingerprint())
+
+        self.import_key("dev")
+        self.assertTrue(wait_for(lambda: page.state() == "registered", LIVE),
+                        "not registered: %s / %s" % (page.state(), page.text("conn-state")))
+        self.assertIn("Registered as dev", page.text("conn-state"))
+        self.assertTrue(wait_for(lambda: page.attr("robot-alex", "data-online") == "true", LIVE),
+                        "alex never shown online: " + page.text("robots"))
+        self.assertTrue(wait_for(lambda: "serial" in page.text("robot-alex-status") and
+                                 "lease free" in page.text("robot-alex-status"), LIVE),
+                        page.text("robot-alex-status"))
+        self.assertEqual(page.text("drive-robot"), "alex")
+        self.assertTrue(wait_for(lambda: page.ticks() >= 0, LIVE), "no telemetry shown")
+
+        # Distance 0 = until released: the robot moves only while the page keeps
+        # the lease with keepalives, so motion late in a 2.5 s hold (5 dead-man
+        # times) proves they flow.  The picture for the docs is taken mid-drive.
+        page.find("distance").send_keys(Keys.HOME)
+        self.assertEqual(page.attr("distance", "value"), "0")
+        self.driver.execute_script("document.activeElement.blur()")
+        before = page.ticks()
+        seen = {}
+        shot = {}
+
+        def sample(t):
+            seen[round(t, 1)] = page.ticks()
+            if t >= 2.0 and not shot:
+                shot["path"] = self.screenshot("web-page")
+        page.hold("drive-forward", 2.5, sample)
+        ack = page.wait_row("forward", 0)
+        self.assertEqual(ack["status"], "RESULT_OK", ack)
+        self.assertEqual(ack["result"], "OK")
+        self.assertGreater(float(ack["latency"]), 0.0)
+        stop = page.wait_row("stop", 0)
+        self.assertEqual(stop["status"], "RESULT_OK", stop)
+        self.assertTrue(wait_for(lambda: page.ticks() > before, LIVE), "telemetry did not grow")
+        late = [v for t, v in seen.items() if t >= 1.5]
+        early = [v for t, v in seen.items() if 0.3 <= t <= 0.9]
+        self.assertTrue(late and early and max(late) > max(early),
+                        "not moving after the dead-man time while held: %r" % sorted(seen.items()))
+        self.assertIn("keepalives acknowledged", self.driver.find_element(By.ID, "keepalives").text)
+        self.assertFalse(any(r["id"] == "deadman" for r in page.rows()), "the agent's dead-man stop fired")
+        self.assertTrue(wait_for(lambda: "stopped" in page.text("robot-alex-status"), LIVE),
+                        page.text("robot-alex-status"))
+
+        # E-STOP latches; motion is refused with the reason in plain words.
+        n = len(page.rows())
+        page.find("estop").click()
+        estop = page.wait_row("estop", n)
+        self.assertEqual(estop["status"], "RESULT_OK", estop)
+        self.assertTrue(wait_for(lambda: page.find("estop-banner").is_displayed(), LIVE))
+        self.assertTrue(wait_for(lambda: "E-STOP LATCHED" in page.text("robot-alex-status"), LIVE))
+        n = len(page.rows())
+        page.hold("drive-forward", 0.4)
+        refused = page.wait_row("forward", n)
+        self.assertEqual(refused["status"], "RESULT_REJECTED_ESTOP_LATCHED", refused)
+        self.assertIn("e-stop latched", refused["result"])
+        self.assertIn("e-stop latched", page.text("notice"))
+        self.screenshot("web-page-estop")
+
+        # Clear (its own topic and right), then motion is accepted again.
+        n = len(page.rows())
+        page.find("clear-estop").click()
+        cleared = page.wait_row("clear_estop", n)
+        self.assertEqual(cleared["status"], "RESULT_OK", cleared)
+        self.assertTrue(wait_for(lambda: not page.find("estop-banner").is_displayed(), LIVE))
+        self.assertTrue(wait_for(lambda: "no e-stop" in page.text("robot-alex-status"), LIVE))
+        n = len(page.rows())
+        page.hold("drive-forward", 0.5)
+        again = page.wait_row("forward", n)
+        self.assertEqual(again["status"], "RESULT_OK", again)
+
+        # The keyboard drives too: an arrow key held, then let go, is forward then stop.
+        n = len(page.rows())
+        body = self.driver.find_element(By.TAG_NAME, "body")
+        ActionChains(self.driver).move_to_element(body).key_down(Keys.ARROW_UP).perform()
+        time.sleep(0.5)
+        ActionChains(self.driver).key_up(Keys.ARROW_UP).perform()
+        key_fwd = page.wait_row("forward", n)
+        self.assertEqual(key_fwd["status"], "RESULT_OK", key_fwd)
+        self.assertTrue(wait_for(lambda: (page.row("stop", n) or {}).get("status") == "RESULT_OK", LIVE))
+
+        self.assertEqual(self.console_errors(), [])
+        if shot.get("path"):
+            print("screenshot: " + shot["path"])
+
+    def test_a_key_not_in_the_allow_list_shows_key_refused(self):
+        page = self.page
+        self.open_page()
+        self.import_key("stranger")
+        self.assertTrue(wait_for(lambda: page.state() == "key-refused", LIVE),
+                        "state %s: %s" % (page.state(), page.text("conn-state")))
+        self.assertIn("key refused", page.text("conn-state").lower())
+        # Final: no reconnect loop, nothing to drive with.
+        time.sleep(1.5)
+        self.assertEqual(page.state(), "key-refused")
+        self.assertFalse(page.find("estop").is_enabled())
+        self.assertFalse(page.find("drive-forward").is_enabled())
+        self.screenshot("web-page-key-refused")
+
+
+if __name__ == "__main__":
+    unittest.main()
