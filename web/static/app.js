@@ -24,7 +24,8 @@ import {
 } from './curvebus.js';
 
 const KEEPALIVE_MS = 150;        // teleop's period: three renewals per dead-man time
-const PLOT_WINDOW_MS = 60_000;   // the plot shows the last minute
+const PLOT_WINDOW_MS = 60_000;   // the plot shows at most the last minute...
+const PLOT_MIN_SPAN_MS = 10_000; // ...and at least 10 s, growing with the data
 const MAX_ACK_ROWS = 100;
 const ACK_WAIT_MS = 15_000;      // a command with no ack by then is marked "no ack"
 const MAX_KEY_FILE = 64 * 1024;
@@ -834,18 +835,21 @@ function drawPlot() {
   g.font = `${11 * ratio}px sans-serif`;
   g.fillStyle = color('--muted', '#666');
   g.textBaseline = 'alphabetic';
-  g.fillText('-60 s', pad.l, h - 4 * ratio);
+  const pts = app.series;
+  const now = Date.now();
+  const span = pts.length
+    ? Math.min(PLOT_WINDOW_MS, Math.max(PLOT_MIN_SPAN_MS, Math.ceil((now - pts[0].t) / 10_000) * 10_000))
+    : PLOT_WINDOW_MS;
+  g.fillText(`-${span / 1000} s`, pad.l, h - 4 * ratio);
   g.textAlign = 'right';
   g.fillText('now', pad.l + pw, h - 4 * ratio);
-  const pts = app.series;
   if (pts.length === 0) {
     g.textAlign = 'center';
     g.fillText('no telemetry yet', pad.l + pw / 2, pad.t + ph / 2);
     g.textAlign = 'start';
     return;
   }
-  const now = Date.now();
-  const x = (t) => pad.l + pw * (1 - (now - t) / PLOT_WINDOW_MS);
+  const x = (t) => pad.l + pw * (1 - (now - t) / span);
   const line = (key, stroke, axisX, align, width) => {
     let lo = Infinity;
     let hi = -Infinity;

@@ -140,7 +140,7 @@ class WebStack:
         return self.path("keys", name + "_secret")
 
     # -------------------------------------------------------------- browser
-    def browser(self, width=1280, height=1800):
+    def browser(self, width=1280, height=1000):
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
         if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
