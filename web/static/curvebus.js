@@ -69,6 +69,12 @@
 // name, state, stats { sent, received, reconnects, errors, sequenceGaps },
 //   registration (the last REGISTERED as given by connect()).
 //
+// Also exported: webSocketTransport(url) (what `url` uses), topicMatches(),
+// STATES, VERSION, and from lib/: configure, z85encode/z85decode/isZ85Key,
+// parseZcert/makeZcert/generateKeyPair/publicFromSecret/keyFingerprint
+// (lib/keys.js), loadProtocol/protocolFromText/robotKind/encodeRobotCommand/
+// decodeRobotPayload (lib/protocol.js).
+//
 // CurvebusError { code, message, requestId, topic, answers, count }:
 //   code is the ErrorCode name from curvebus.proto for anything the broker
 //   refused ('ERROR_DENIED', 'ERROR_RATE_LIMITED', 'ERROR_TOO_LARGE', ...;
@@ -92,7 +98,7 @@
 // Handlers are called from it, one message at a time; a handler that throws
 // is reported on 'error' (code 'USAGE') and does not stop delivery.
 
-import { configure, hasBlake2b, nacl as naclLib } from './lib/deps.js';
+import { configure, hasBlake2b } from './lib/deps.js';
 import { z85encode, z85decode, isZ85Key } from './lib/z85.js';
 import { parseZcert, makeZcert, generateKeyPair, publicFromSecret, keyFingerprint } from './lib/keys.js';
 import {
@@ -962,9 +968,4 @@ export class Client {
       }
     }
   }
-}
-
-// For tests and tools: the nacl in use (configured or global).
-export function naclInUse() {
-  return naclLib();
 }
