@@ -62,8 +62,10 @@
 //   first; `history: N` = the last N kept publications.  The array also has
 //   lastSeq, firstKeptSeq and gap.  ERROR_NOT_FOUND for a topic never published.
 // topics(pattern = '#') -> Promise<TopicsReply as a plain object>.
-// drain() -> Promise: resolves when every queued op has been handed to the
-//   transport and its buffer is below 1 MiB (benchmarks; closing cleanly).
+// drain() -> Promise: resolves (from a macrotask, so I/O and timers get their
+//   turn) when every queued op has been handed to the transport and its
+//   buffer is below 1 MiB.  A loop that publishes without acks should await
+//   it now and then (benchmarks; closing cleanly).
 // close() -> BYE (when registered), then closes; final state 'closed'.
 // on(event, fn) -> off function; events 'state', 'error'.
 // name, state, stats { sent, received, reconnects, errors, sequenceGaps },
@@ -628,9 +630,11 @@ export class Client {
   _wakeWaiters() {
     while (this._room.length > 0 && this._outq.length < this._opts.maxQueued) this._room.shift().resolve();
     if (this._outq.length === 0 && (!this._conn || this._conn.buffered() <= HIGH_WATER)) {
+      // Resolved from a macrotask: a loop of publish() + await drain() still
+      // lets the event loop read the network and run the alive signal.
       const d = this._drainers;
       this._drainers = [];
-      for (const x of d) x.resolve();
+      if (d.length > 0) setTimeout(() => d.forEach((x) => x.resolve()), 0);
     } else if (this._drainers.length > 0 && !this._flushTimer && this._registered) {
       this._flushTimer = setTimeout(() => {
         this._flushTimer = null;
