@@ -122,7 +122,7 @@ test('[tcp] against a libzmq ROUTER with heartbeats on, PINGs are answered and m
     conn.send(...parts);
     assert.ok(await waitFor(() => got.length === 1, 5000));
     assert.deepEqual(got[0], parts);
-    assert.match(peer.output(), /echo 4/);
+    assert.ok(await waitFor(() => /echo 4\n/.test(peer.output()), 5000), peer.output()); // printed after it echoed
     conn.close();
     assert.ok(await waitFor(() => /disconnected/.test(peer.output()), 5000), 'libzmq sees our close');
 
