@@ -8,7 +8,7 @@ tests of curvebus.js.  Run with the system interpreter.
 
   zmq_peer.py echo SECRET_Z85 SECONDS
       A CURVE server ROUTER on tcp://127.0.0.1:* with ZMTP heartbeats on
-      (PING every 100 ms, 300 ms timeout): prints "endpoint <ENDPOINT>", then
+      (PING every 100 ms, 1 s timeout): prints "endpoint <ENDPOINT>", then
       echoes every message back to its sender, part for part, and prints
       "echo <n parts>" and "disconnected" (socket monitor) as they happen.
 """
@@ -40,7 +40,7 @@ def echo(secret_key, seconds):
     s.curve_server = True
     s.curve_secretkey = secret_key.encode()
     s.setsockopt(zmq.HEARTBEAT_IVL, 100)
-    s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 300)
+    s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 1000)
     s.bind("tcp://127.0.0.1:*")
     mon = s.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
     print("endpoint", s.getsockopt(zmq.LAST_ENDPOINT).decode(), flush=True)
