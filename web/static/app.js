@@ -312,7 +312,8 @@ function generateKey() {
   genUrls = [];
   ui.genLinks.replaceChildren();
   const link = (text, fileName, body) => {
-    const url = URL.createObjectURL(new Blob([body], { type: 'text/plain' }));
+    // octet-stream: browsers keep the name as given (text/plain gets a .txt added).
+    const url = URL.createObjectURL(new Blob([body], { type: 'application/octet-stream' }));
     genUrls.push(url);
     return el('a', { href: url, download: fileName, text, class: 'button', 'data-testid': `download-${fileName}` });
   };
