@@ -274,6 +274,60 @@ class WebEndToEnd(unittest.TestCase):
         self.assertFalse(page.find("drive-forward").is_enabled())
         self.screenshot("web-page-key-refused")
 
+    def test_a_key_made_in_the_page_is_offered_for_download_and_stored_only_when_asked(self):
+        page = self.page
+        d = self.driver
+        self.open_page()
+        d.find_element(By.CSS_SELECTOR, "details.generate summary").click()
+        name = page.find("gen-name")
+        name.clear()
+        name.send_keys("tablet")
+        page.find("generate").click()
+        self.assertTrue(wait_for(lambda: "tablet" in page.text("key-state"), LIVE), page.text("key-state"))
+        self.assertIn("memory only", page.text("key-state"))
+        # Downloaded as a person would, by clicking the links.
+        downloads = self.stack.path("downloads")
+        os.makedirs(downloads, exist_ok=True)
+        d.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
+
+        def download(tid, fname):
+            page.find(tid).click()
+            path = os.path.join(downloads, fname)
+            self.assertTrue(wait_for(lambda: os.path.exists(path), LIVE), os.listdir(downloads))
+            with open(path) as f:
+                return f.read()
+        public = download("download-tablet", "tablet")
+        secret = download("download-tablet_secret", "tablet_secret")
+        self.assertIn("public-key", public)
+        self.assertNotIn("secret-key", public)
+        self.assertIn("secret-key", secret)
+        self.assertIn('name = "tablet"', public)
+        self.assertEqual(page.attr("download-tablet", "download"), "tablet")
+        self.assertEqual(page.attr("download-tablet_secret", "download"), "tablet_secret")
+        # Not in the allow-list yet: the broker refuses it.
+        page.find("connect").click()
+        self.assertTrue(wait_for(lambda: page.state() == "key-refused", LIVE), page.state())
+        # Kept in memory only: nothing stored, gone after a reload.
+        self.assertEqual(d.execute_script("return localStorage.length"), 0)
+        d.refresh()
+        self.assertTrue(wait_for(lambda: page.text("key-state").startswith("No key loaded"), LIVE))
+
+        # "remember on this device": stored, and used again after a reload...
+        page.find("remember").click()
+        self.import_key("dev")
+        self.assertTrue(wait_for(lambda: page.state() == "registered", LIVE), page.state())
+        self.assertIsNotNone(d.execute_script("return localStorage.getItem('curvebus.key.v1')"))
+        d.refresh()
+        self.assertTrue(wait_for(lambda: page.state() == "registered", LIVE), "the remembered key was not used")
+        self.assertIn("remembered on this device", page.text("key-state"))
+        # ...until "forget": nothing stored, no key after a reload.
+        page.find("forget").click()
+        self.assertEqual(d.execute_script("return localStorage.length"), 0)
+        self.assertEqual(page.state(), "idle")
+        d.refresh()
+        self.assertTrue(wait_for(lambda: page.text("key-state").startswith("No key loaded"), LIVE))
+        self.assertEqual(self.console_errors(), [])
+
 
 if __name__ == "__main__":
     unittest.main()
