@@ -911,10 +911,14 @@ const KEY_ACTIONS = {
   ArrowLeft: 'left', KeyA: 'left', ArrowRight: 'right', KeyD: 'right',
 };
 
+// Keys that go to a field (text, a slider's arrows) are not driving keys; a
+// focused file picker, checkbox or button does not take arrows.
+const TYPING_INPUTS = new Set(['text', 'search', 'number', 'password', 'email', 'url', 'tel', 'range']);
 function typingInto(target) {
   if (!target || !target.tagName) return false;
   const tag = target.tagName;
-  return tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT' || target.isContentEditable;
+  if (tag === 'INPUT') return TYPING_INPUTS.has(target.type);
+  return tag === 'TEXTAREA' || tag === 'SELECT' || target.isContentEditable;
 }
 
 function wire() {
