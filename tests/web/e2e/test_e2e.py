@@ -275,6 +275,26 @@ class WebEndToEnd(unittest.TestCase):
         self.assertFalse(page.find("drive-forward").is_enabled())
         self.screenshot("web-page-key-refused")
 
+    def test_the_page_says_reconnecting_while_the_broker_is_gone_and_registers_again(self):
+        page = self.page
+        self.open_page()
+        self.import_key("dev")
+        self.assertTrue(wait_for(lambda: page.state() == "registered", LIVE), page.state())
+        self.assertTrue(wait_for(lambda: page.attr("robot-alex", "data-online") == "true", LIVE))
+        self.stack.kill_broker()
+        self.assertTrue(wait_for(lambda: page.state() == "reconnecting", LIVE), page.state())
+        self.assertIn("reconnecting", page.text("conn-state"))
+        self.assertFalse(page.find("drive-forward").is_enabled())
+        self.stack.start_broker()
+        self.assertTrue(wait_for(lambda: page.state() == "registered", LIVE), page.state())
+        # Subscriptions came back with the session: the agent's new presence and
+        # status arrive, and a command is acked again.
+        self.assertTrue(wait_for(lambda: page.attr("robot-alex", "data-online") == "true", LIVE))
+        n = len(page.rows())
+        page.find("drive-stop").click()
+        stop = page.wait_row("stop", n)
+        self.assertEqual(stop["status"], "RESULT_OK", stop)
+
     def test_a_key_made_in_the_page_is_offered_for_download_and_stored_only_when_asked(self):
         page = self.page
         d = self.driver

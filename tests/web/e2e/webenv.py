@@ -92,12 +92,24 @@ class WebStack:
         p = self.procs.get(name)
         return p is not None and p.poll() is None
 
-    def start(self):
+    def start_broker(self):
+        try:
+            os.unlink(self.path("endpoint"))
+        except FileNotFoundError:
+            pass
         self.spawn("broker", [self.bins["CURVEBUS_BROKER_BIN"], "--home", self.home, "--bind", self.endpoint,
                               "--heartbeat-ms", "200", "--log-level", "info"])
         if not wait_for(lambda: os.path.exists(self.path("endpoint")) or not self.alive("broker")) or \
                 not self.alive("broker"):
             raise RuntimeError("broker did not start:\n" + self.log("broker"))
+
+    def kill_broker(self):
+        p = self.procs["broker"]
+        p.kill()
+        p.wait()
+
+    def start(self):
+        self.start_broker()
         # A key pair the broker has never heard of.
         import zmq
         public, secret = zmq.curve_keypair()
