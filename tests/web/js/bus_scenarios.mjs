@@ -46,9 +46,9 @@ export function busScenarios(link) {
     await env.setup(cb);
     env.web = await env.addClient('web', {
       publish: ['web/#', 'robot/+/cmd'],
-      subscribe: ['web/#', '$SYS/presence/#'],
+      subscribe: ['web/#', 'robot/+/cmd', '$SYS/presence/#'],
     });
-    env.cli = await env.addClient('cli', { publish: ['web/#'], subscribe: ['web/#'] });
+    env.cli = await env.addClient('cli', { publish: ['web/#', 'robot/+/cmd'], subscribe: ['web/#'] });
     // A key pair made by curvebus.js, written as certificates for the CLI.
     env.made = cb.generateKeyPair();
     fs.writeFileSync(path.join(env.keysDir, 'madeinjs_secret'), cb.makeZcert({ ...env.made, name: 'madeinjs' }), { mode: 0o600 });
@@ -153,6 +153,28 @@ export function busScenarios(link) {
     assert.equal(r.code, 0, r.stderr);
     assert.ok(await waitFor(() => got.length === 1, 5000));
     assert.equal(got[0].publisher, 'madeinjs');
+    c.close();
+  });
+
+  test(`[${link.name}] a robot command encodes to the same bytes as \`curvebus pub --json\` makes of it`, async () => {
+    const c = client(env.web);
+    await c.connect({ timeoutMs: 10000 });
+    const got = [];
+    await c.subscribe('robot/+/cmd', (m) => got.push(m));
+    const json = '{"id":"c1","issuedUs":"1795359379141000","forward":{"distanceCm":50,"speedPct":60}}';
+    const r = await run(bin('CURVEBUS_CLI_BIN'), ['pub', '--json', 'robot/alex/cmd', json], { env: env.cliEnv('cli') });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(await waitFor(() => got.length === 1, 5000));
+    const mine = cb.encodeRobotCommand(protocol, { id: 'c1', issuedUs: 1795359379141000, forward: { distanceCm: 50, speedPct: 60 } });
+    assert.deepEqual(new Uint8Array(got[0].payload), new Uint8Array(mine));
+    const decoded = cb.decodeRobotPayload(protocol, got[0].topic, got[0].payload);
+    assert.deepEqual([decoded.id, decoded.issuedUs, decoded.action, decoded.forward], ['c1', 1795359379141000, 'forward', { distanceCm: 50, speedPct: 60 }]);
+    // Missing id and issuedUs are filled in, as the CLI does.
+    const filled = protocol.RobotCommand.decode(cb.encodeRobotCommand(protocol, { estop: { reason: 'test' } }));
+    assert.ok(filled.id.length > 0);
+    assert.ok(Math.abs(Number(filled.issuedUs) / 1000 - Date.now()) < 5000);
+    assert.equal(cb.robotKind('robot/alex/cmd/clear-estop'), 'cmd');
+    assert.throws(() => cb.encodeRobotCommand(protocol, { forward: { speedPct: 'fast' } }), /invalid robot command/);
     c.close();
   });
 
