@@ -193,15 +193,17 @@ function showConfig() {
   ui.version.textContent = app.config.version || '–';
   ui.setRelay.value = app.config.relayUrl;
   ui.setKey.value = app.config.brokerKey;
-  let fp = '–';
-  if (app.config.brokerKey) {
-    try {
-      fp = keyFingerprint(app.config.brokerKey);
-    } catch (e) {
-      fp = 'not a valid key';
-    }
+  ui.brokerFp.textContent = app.config.brokerKey ? fingerprint(app.config.brokerKey) : '–';
+}
+
+// The key's fingerprint as the broker logs it, or why there is none.
+function fingerprint(key) {
+  try {
+    const fp = keyFingerprint(key);
+    return fp === 'b2:invalid' ? 'not a valid key' : fp;
+  } catch (e) {
+    return `fingerprint unavailable (${e.message})`;
   }
-  ui.brokerFp.textContent = fp;
 }
 
 function storageGet(k) {
@@ -262,12 +264,7 @@ function showKey() {
     ui.who.textContent = 'no key loaded';
     return;
   }
-  let fp = '';
-  try {
-    fp = keyFingerprint(k.publicKey);
-  } catch (e) {
-    fp = '?';
-  }
+  const fp = fingerprint(k.publicKey);
   const where = ui.remember.checked ? 'remembered on this device' : 'in this page’s memory only';
   ui.keyState.textContent = `Key “${k.name}” (${fp}), ${where}.`;
   ui.who.textContent = `${k.name} · ${fp}`;
