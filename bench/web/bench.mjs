@@ -5,9 +5,12 @@
 // relay; prints one Markdown table.
 //
 //   node --experimental-websocket bench/web/bench.mjs --home DIR --relay ws://HOST:PORT/bus
-//        --cli PATH [--seconds N] [--size 64] [--window 100]
+//        --cli PATH [--seconds N] [--rounds R] [--size 64] [--window 100]
 //
-// Per path:
+// The two JS paths are measured in alternating rounds (relay, TCP, relay,
+// TCP, ...) so that both see the same machine; rates are the median of the
+// rounds, latency percentiles are over every acked publication of the rounds.
+// Per path and round:
 //   acks off    publications without ack as fast as the client's queue and
 //               the transport's buffer allow (back-pressure: drain() every
 //               1000), for N s; then one acked publication: every earlier one
@@ -32,10 +35,10 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const require = createRequire(import.meta.url);
 
 function args() {
-  const a = { seconds: 5, size: 64, window: 100 };
+  const a = { seconds: 5, rounds: 3, size: 64, window: 100 };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) a[argv[i].replace(/^--/, '')] = argv[i + 1];
-  for (const k of ['seconds', 'size', 'window']) a[k] = Number(a[k]);
+  for (const k of ['seconds', 'rounds', 'size', 'window']) a[k] = Number(a[k]);
   for (const k of ['home', 'relay', 'cli']) if (!a[k]) throw new Error(`--${k} is required`);
   return a;
 }
@@ -57,6 +60,7 @@ async function load() {
 const now = () => performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
   const o = args();
@@ -77,11 +81,8 @@ async function main() {
     ['curvebus.js straight to the broker (TCP)', () => tcpTransport(endpoint)],
   ];
 
-  const rows = [];
-  let round = 0;
-  for (const [label, transport] of paths) {
-    ++round;
-    const topic = `bench/web/${round}`;
+  // One round of one path: the three cells.
+  const measure = async (transport, topic) => {
     const sub = await client(tcpTransport(endpoint));
     let delivered = 0;
     await sub.subscribe(topic, () => ++delivered);
@@ -113,7 +114,6 @@ async function main() {
       lat.push(now() - s);
     }
     const onRate = lat.length / ((now() - t1) / 1000);
-    lat.sort((a, b) => a - b);
 
     // acks on, W in flight
     let acked = 0;
@@ -128,11 +128,31 @@ async function main() {
     await Promise.all(Array.from({ length: o.window }, worker));
     const winRate = acked / ((now() - t2) / 1000);
 
-    rows.push({ label, offRate, sent, offDelivered, onRate, winRate, p50: pct(lat, 50), p99: pct(lat, 99), n: lat.length });
     pub.close();
     sub.close();
     await sleep(300);
-  }
+    return { offRate, sent, offDelivered, onRate, winRate, lat };
+  };
+
+  const results = paths.map(() => []);
+  let cell = 0;
+  for (let round = 0; round < o.rounds; ++round)
+    for (let pi = 0; pi < paths.length; ++pi) results[pi].push(await measure(paths[pi][1], `bench/web/${++cell}`));
+  const rows = paths.map(([label], pi) => {
+    const rs = results[pi];
+    const lat = rs.flatMap((r) => r.lat).sort((a, b) => a - b);
+    return {
+      label,
+      offRate: median(rs.map((r) => r.offRate)),
+      sent: rs.reduce((n, r) => n + r.sent, 0),
+      offDelivered: rs.reduce((n, r) => n + r.offDelivered, 0),
+      onRate: median(rs.map((r) => r.onRate)),
+      winRate: median(rs.map((r) => r.winRate)),
+      p50: pct(lat, 50),
+      p99: pct(lat, 99),
+      n: lat.length,
+    };
+  });
 
   // The C++ CLI straight to the broker.
   const line = 'a'.repeat(o.size) + '\n';
@@ -156,7 +176,7 @@ async function main() {
 
   const k = (r) => (r >= 10000 ? `${(r / 1000).toFixed(0)}k` : r.toFixed(0));
   const ms = (x) => (x === undefined ? '–' : x.toFixed(2));
-  console.log(`| ${o.size} B publications, ${o.seconds} s per cell | acks off msg/s | delivered / sent | acks on msg/s (1 in flight) | acks on msg/s (${o.window} in flight) | publish→ack p50 ms | p99 ms |`);
+  console.log(`| ${o.size} B publications, ${o.seconds} s per cell, median of ${o.rounds} rounds | acks off msg/s | delivered / sent | acks on msg/s (1 in flight) | acks on msg/s (${o.window} in flight) | publish→ack p50 ms | p99 ms |`);
   console.log('|---|---|---|---|---|---|---|');
   for (const r of rows)
     console.log(
