@@ -50,7 +50,9 @@
 //   is also awaitable: `await client.subscribe(...)` waits for the broker's
 //   SUBACK and rejects with ERROR_DENIED / ERROR_INVALID_TOPIC /
 //   ERROR_TOO_MANY_SUBSCRIPTIONS naming the pattern (the subscription is then
-//   dropped); unsub.ready is the same promise.  Calling unsub() unsubscribes.
+//   dropped); unsub.ready is the same promise (use it where a real Promise
+//   is needed: assert.rejects() would call the function).  Calling unsub()
+//   unsubscribes.
 //   Subscriptions outlive reconnects and broker restarts (re-sent at every
 //   registration, with the retained values again when `retained` was asked).
 // publish(topic, payload, { retain, ack = true, contentType, timeoutMs })
@@ -59,8 +61,10 @@
 //   maxQueued while not registered; then waits for room while registered).
 //   Rejects with CurvebusError (below).
 // pull(topic, { history } | { sinceSeq, maxCount }) -> Promise<msg[]> oldest
-//   first; `history: N` = the last N kept publications.  The array also has
-//   lastSeq, firstKeptSeq and gap.  ERROR_NOT_FOUND for a topic never published.
+//   first; `history: N` = the last N kept publications (the protocol cannot
+//   return seq 1 once a later one exists: since_seq 0 means "latest only").
+//   The array also has lastSeq, firstKeptSeq and gap.  ERROR_NOT_FOUND for a
+//   topic never published.
 // topics(pattern = '#') -> Promise<TopicsReply as a plain object>.
 // drain() -> Promise: resolves (from a macrotask, so I/O and timers get their
 //   turn) when every queued op has been handed to the transport and its
@@ -739,7 +743,9 @@ export class Client {
     let msgs;
     if (history > 0) {
       msgs = await once(0, 0);
-      if (history > 1 && msgs.lastSeq > 1) msgs = await once(Math.max(0, msgs.lastSeq - history), history);
+      // since_seq 0 means "the latest only", so a pull after N >= 1 is the
+      // only way to history: seq 1 is out of reach once a later one exists.
+      if (history > 1 && msgs.lastSeq > 1) msgs = await once(Math.max(1, msgs.lastSeq - history), history);
     } else {
       msgs = await once(sinceSeq, maxCount);
     }

@@ -120,6 +120,8 @@ export function busScenarios(link) {
     assert.deepEqual(latest.map((m) => m.seq), [5]);
     const after3 = await c.pull('web/hist', { sinceSeq: 3 });
     assert.deepEqual(after3.map((m) => m.seq), [4, 5]);
+    const all = await c.pull('web/hist', { history: 10 });
+    assert.deepEqual(all.map((m) => m.seq), [2, 3, 4, 5], 'everything after seq 1 (since_seq 0 means latest only)');
     c.close();
   });
 
