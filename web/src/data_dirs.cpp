@@ -3,10 +3,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-#include <cstring>
-#include <vector>
 
 namespace curvebus::web {
 
