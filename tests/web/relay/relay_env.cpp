@@ -273,6 +273,8 @@ struct WsClient::Impl {
     beast::flat_buffer buffer;
     std::string received;
     bool reading = false, ended = false;
+    bool discard = false;  // count, do not keep
+    std::uint64_t count = 0;
     int close_code = -1;
     std::string close_reason;
   };
@@ -291,7 +293,8 @@ struct WsClient::Impl {
       auto state = rs;
       ws.async_read(state->buffer, [this, state, &ws](const error_code& ec, std::size_t n) {
         if (!ec) {
-          state->received += beast::buffers_to_string(state->buffer.data());
+          state->count += n;
+          if (!state->discard) state->received += beast::buffers_to_string(state->buffer.data());
           state->buffer.consume(n);
           read_next();
           return;
@@ -453,6 +456,16 @@ void WsClient::idle(std::chrono::milliseconds d) {
       impl_->ioc, [] { return false; }, d);
 }
 
+std::uint64_t WsClient::drain(std::chrono::milliseconds d) {
+  auto rs = impl_->rs;
+  rs->discard = true;
+  const std::uint64_t before = rs->count;
+  start_reading();
+  run_until(
+      impl_->ioc, [] { return false; }, d);
+  return rs->count - before;
+}
+
 // ------------------------------------------------------------------ broker stand-ins
 
 TcpServer::TcpServer(Mode mode) : mode_(mode) {
@@ -524,6 +537,15 @@ void TcpServer::serve(int fd) {
         const ssize_t w = ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL);
         if (w <= 0) return;
         written_ += static_cast<std::uint64_t>(w);
+      }
+      return;
+    case Mode::kDiscard:
+      while (!stop_) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 50) <= 0) continue;
+        const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+        if (n <= 0) return;
+        read_ += static_cast<std::uint64_t>(n);
       }
       return;
     case Mode::kSink:

@@ -126,6 +126,8 @@ class WsClient {
   void close();
   // Lets queued completions run for `d` (keeps a never-reading client idle).
   void idle(std::chrono::milliseconds d);
+  // Reads for `d`, keeping nothing; returns the bytes read (measurements).
+  std::uint64_t drain(std::chrono::milliseconds d);
 
  private:
   struct Impl;
@@ -138,9 +140,10 @@ class WsClient {
 class TcpServer {
  public:
   enum class Mode {
-    kEcho,   // writes back what it reads
-    kFlood,  // writes 64 KiB chunks as fast as the peer takes them, never reads
-    kSink,   // accepts and holds the connection, never reads or writes
+    kEcho,     // writes back what it reads
+    kFlood,    // writes 64 KiB chunks as fast as the peer takes them, never reads
+    kSink,     // accepts and holds the connection, never reads or writes
+    kDiscard,  // reads and drops everything (measurements)
   };
   explicit TcpServer(Mode mode);
   ~TcpServer();

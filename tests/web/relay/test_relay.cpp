@@ -1,12 +1,17 @@
 // curvebus-web as a public relay: what it serves, and each limit it holds.
 // The broker side is a TCP server of the test's own (echo, flood, sink), so
 // every byte is known; test_curve.cpp runs a real CURVE session through it.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 
@@ -581,6 +586,95 @@ TEST_CASE("SIGTERM closes open relays with 1001 and the relay exits 0", "[web]")
   INFO("close " << closed.first << " " << closed.second);
   CHECK(closed == std::make_pair(1001, std::string("relay shutting down")));
   CHECK(relay.process().wait(5000ms) == 0);
+}
+
+// Not a test (hidden, run by hand): bytes per second through the relay each
+// way (64 KiB messages, plain and TLS), and the round trip of 64 bytes to an
+// echo server through the relay and directly.
+//   test_web_relay "[.measure]"
+TEST_CASE("measure the relay's throughput each way", "[.measure]") {
+  Env env;
+  {
+    TcpServer echo(TcpServer::Mode::kEcho);
+    RelayProcess relay(env.tmp.path(), env.args(echo.endpoint(), {"--log-level", "info"}));
+    REQUIRE(relay.started());
+    WsClient w(relay.port(), {});
+    REQUIRE(w.open());
+    const std::string ping(64, 'p');
+    std::vector<double> relayed_us, direct_us;
+    std::size_t expected = 0;
+    for (int i = 0; i < 2000; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      REQUIRE(w.send(ping));
+      expected += ping.size();
+      REQUIRE(w.read_bytes(expected, 5s).size() == expected);
+      relayed_us.push_back(
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    }
+    {  // the same echo straight over TCP, for comparison
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(echo.port());
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      char buf[64];
+      for (int i = 0; i < 2000; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        REQUIRE(::send(fd, ping.data(), ping.size(), 0) == 64);
+        std::size_t got = 0;
+        while (got < 64) {
+          const ssize_t n = ::recv(fd, buf, sizeof buf - got, 0);
+          REQUIRE(n > 0);
+          got += static_cast<std::size_t>(n);
+        }
+        direct_us.push_back(
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                .count());
+      }
+      ::close(fd);
+    }
+    for (auto* v : {&relayed_us, &direct_us}) {
+      std::sort(v->begin(), v->end());
+      WARN("64 B echo round trip " << (v == &relayed_us ? "through the relay" : "direct TCP")
+                                   << ": p50 " << (*v)[v->size() / 2] << " us, p99 "
+                                   << (*v)[v->size() * 99 / 100] << " us");
+    }
+  }
+  const std::string cert = env.tmp / "cert.pem", key = env.tmp / "key.pem";
+  REQUIRE(make_test_certificate(cert, key));
+  for (const bool tls : {false, true}) {
+    std::vector<std::string> more = {"--log-level", "info"};
+    if (tls) more.insert(more.end(), {"--tls-cert", cert, "--tls-key", key});
+    WsClient::Options options;
+    options.tls = tls;
+    {
+      TcpServer flood(TcpServer::Mode::kFlood);
+      RelayProcess relay(env.tmp.path(), env.args(flood.endpoint(), more));
+      REQUIRE(relay.started());
+      WsClient w(relay.port(), options);
+      REQUIRE(w.open());
+      w.drain(500ms);
+      const std::uint64_t n = w.drain(3000ms);
+      WARN((tls ? "wss" : "ws") << " broker->browser: " << n / 3 / 1e6 << " MB/s");
+    }
+    {
+      TcpServer discard(TcpServer::Mode::kDiscard);
+      RelayProcess relay(env.tmp.path(), env.args(discard.endpoint(), more));
+      REQUIRE(relay.started());
+      WsClient w(relay.port(), options);
+      REQUIRE(w.open());
+      const std::string chunk(64 * 1024, 'z');
+      const auto start = std::chrono::steady_clock::now();
+      while (std::chrono::steady_clock::now() - start < 3s) REQUIRE(w.send(chunk));
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      WARN((tls ? "wss" : "ws") << " browser->broker: " << discard.bytes_read() / s / 1e6
+                                << " MB/s");
+    }
+  }
 }
 
 }  // namespace curvebus::web::test
