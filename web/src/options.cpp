@@ -1,35 +1,15 @@
 #include "options.hpp"
 
-#include <sys/stat.h>
-
 #include <CLI/CLI.hpp>
-#include <cstdlib>
-#include <fstream>
 
 #include "curvebus/certificate.hpp"
 #include "curvebus/codec.hpp"
+#include "curvebus/locate.hpp"
 #include "data_dirs.hpp"
 
 namespace curvebus::web {
 
 namespace {
-
-std::string pick(const std::string& flag, const char* env_name) {
-  if (!flag.empty()) return flag;
-  const char* v = std::getenv(env_name);
-  return v && *v ? std::string(v) : std::string();
-}
-
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-std::string trim(std::string s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-}
 
 // "HOST:PORT" or "[V6]:PORT" -> host, port.  False when it is neither.
 bool split_host_port(const std::string& text, std::string& host, std::string& port) {
@@ -151,15 +131,9 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   if (o.tls_cert.empty() != o.tls_key.empty()) return fail("--tls-cert and --tls-key go together");
 
   // The broker, found as the curvebus tool finds it.
-  home = pick(home, "CURVEBUS_HOME");
-  if (home.empty()) home = "./.curvebus";
-  o.broker_endpoint = pick(broker, "CURVEBUS_ENDPOINT");
-  if (o.broker_endpoint.empty()) {
-    std::ifstream in(home + "/endpoint");
-    std::string line;
-    if (in && std::getline(in, line)) o.broker_endpoint = trim(line);
-    if (o.broker_endpoint.empty()) o.broker_endpoint = kDefaultEndpoint;
-  }
+  auto where = locate_broker(broker, server_key, home);
+  if (!where) return fail(where.status().message());
+  o.broker_endpoint = where->endpoint;
   const std::string tcp = "tcp://";
   if (o.broker_endpoint.compare(0, tcp.size(), tcp) != 0 ||
       !split_host_port(o.broker_endpoint.substr(tcp.size()), o.broker_host, o.broker_port))
@@ -168,15 +142,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   if (o.broker_host == "*" || o.broker_host == "0.0.0.0") o.broker_host = "127.0.0.1";
   if (o.broker_host == "::") o.broker_host = "::1";
 
-  std::string key_source = pick(server_key, "CURVEBUS_SERVER_KEY");
-  if (key_source.empty()) {
-    key_source = home + "/keys/broker";
-    if (!exists(key_source))
-      return fail(
-          "no broker public key: give --server-key, set CURVEBUS_SERVER_KEY, or start "
-          "the broker once to create " +
-          key_source);
-  }
+  const std::string& key_source = where->server_key;
   const std::string secret_suffix = "_secret";
   if (key_source.size() >= secret_suffix.size() &&
       key_source.compare(key_source.size() - secret_suffix.size(), secret_suffix.size(),
