@@ -41,29 +41,6 @@ constexpr std::size_t kBatchBytes = 64 * 1024;
 constexpr int kMonitorEvents = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
 
-std::uint64_t request_id_of(const v1::Op& op) {
-  switch (op.body_case()) {
-    case v1::Op::kRegistered:
-      return op.registered().request_id();
-    case v1::Op::kSuback:
-      return op.suback().request_id();
-    case v1::Op::kUnsuback:
-      return op.unsuback().request_id();
-    case v1::Op::kPuback:
-      return op.puback().request_id();
-    case v1::Op::kPullReply:
-      return op.pull_reply().request_id();
-    case v1::Op::kTopicsReply:
-      return op.topics_reply().request_id();
-    case v1::Op::kAdminReply:
-      return op.admin_reply().request_id();
-    case v1::Op::kError:
-      return op.error().request_id();
-    default:
-      return 0;
-  }
-}
-
 Message message_of(const v1::Deliver& d) {
   Message m;
   m.topic = d.topic();
@@ -283,7 +260,7 @@ struct Client::Impl {
       cv.notify_all();
       return;
     }
-    const std::uint64_t id = request_id_of(op);
+    const std::uint64_t id = answered_request_id(op);
     if (op.has_error()) {
       {
         std::lock_guard<std::mutex> lock(mu);

@@ -82,12 +82,7 @@ bool RobotEnv::start_agent(const std::vector<std::string>& extra) {
 }
 
 bool RobotEnv::sim_control(const std::string& line) {
-  const int fd = ::open(control.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return false;
-  const std::string l = line + "\n";
-  const bool ok = ::write(fd, l.data(), l.size()) == static_cast<ssize_t>(l.size());
-  ::close(fd);
-  return ok;
+  return write_control_line(control, line);
 }
 
 std::vector<SimEvent> RobotEnv::sim_events() {

@@ -158,12 +158,7 @@ AvrRunner::AvrRunner(const std::string& dir, const std::string& firmware_path,
 }
 
 bool AvrRunner::control(const std::string& line) {
-  const int fd = ::open(control_.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return false;
-  const std::string l = line + "\n";
-  const bool ok = ::write(fd, l.data(), l.size()) == static_cast<ssize_t>(l.size());
-  ::close(fd);
-  return ok;
+  return write_control_line(control_, line);
 }
 
 std::vector<AvrEvent> AvrRunner::events() {

@@ -183,4 +183,13 @@ RunResult run(std::vector<std::string> argv, const std::string& log_prefix,
   return r;
 }
 
+bool write_control_line(const std::string& fifo, const std::string& line) {
+  const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  const std::string l = line + "\n";
+  const bool ok = ::write(fd, l.data(), l.size()) == static_cast<ssize_t>(l.size());
+  ::close(fd);
+  return ok;
+}
+
 }  // namespace curvebus::test

@@ -66,6 +66,9 @@ RunResult run(std::vector<std::string> argv, const std::string& log_prefix,
               const std::string& stdin_data = "");
 
 std::string read_file(const std::string& path);
+// Writes `line` and a newline to a control FIFO without blocking; false when
+// nobody reads it or the write was short.
+bool write_control_line(const std::string& fifo, const std::string& line);
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds step = std::chrono::milliseconds(20));
 
