@@ -276,16 +276,4 @@ std::int64_t steady_ms() {
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
-void Batch::add(std::string_view encoded) {
-  buffer_.append(encoded.data(), encoded.size());
-  ++ops_;
-}
-
-std::string Batch::take() {
-  std::string out;
-  out.swap(buffer_);
-  ops_ = 0;
-  return out;
-}
-
 }  // namespace curvebus

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "curvebus/codec.hpp"
+#include "curvebus/outbox.hpp"
 
 using namespace curvebus;
 
@@ -21,18 +22,24 @@ TEST_CASE("an encoded op decodes back to a frame holding it", "[codec]") {
 }
 
 TEST_CASE("a batch is the concatenation of encoded ops, order kept", "[codec]") {
-  Batch batch(1 << 20);
+  Outbox::Limits limits;
+  limits.batch_bytes = 1 << 20;
+  Outbox outbox(limits);
   for (int i = 0; i < 100; ++i) {
     v1::Op op;
     auto* d = op.mutable_deliver();
     d->set_topic("t/" + std::to_string(i % 3));
     d->set_seq(static_cast<std::uint64_t>(i));
     d->set_payload(std::string(static_cast<std::size_t>(i), 'x'));
-    batch.add(encode_op(op));
+    REQUIRE(outbox.push(encode_op(op)));
   }
-  CHECK(batch.ops() == 100);
-  std::string bytes = batch.take();
-  CHECK(batch.empty());
+  CHECK(outbox.ops() == 100);
+  Outbox::Batch batch;
+  REQUIRE(outbox.take(batch));
+  CHECK(batch.ops == 100);
+  const std::string bytes = batch.bytes;
+  outbox.sent(std::move(batch));
+  CHECK(outbox.empty());
   v1::Frame frame;
   REQUIRE(decode_frame(bytes.data(), bytes.size(), frame));
   REQUIRE(frame.ops_size() == 100);

@@ -4,7 +4,7 @@
 // curvebus.v1.Frame (see proto/curvebus.proto).  Encoding an op gives the
 // bytes of a Frame holding just that op; because Protobuf appends repeated
 // fields when messages are concatenated, a batch is the plain concatenation of
-// such encodings (class Batch).  Decoding a batch yields every op in order.
+// such encodings (class Outbox, outbox.hpp).  Decoding a batch yields every op in order.
 #pragma once
 
 #include <cstddef>
@@ -78,28 +78,5 @@ std::string error_code_name(v1::ErrorCode code);
 // Microseconds since the Unix epoch (wall clock) and a monotonic clock in ms.
 std::int64_t wall_clock_us();
 std::int64_t steady_ms();
-
-// Accumulates encoded ops for one destination and hands them out as frames
-// of at most `max_bytes` each (one op larger than that travels alone).
-class Batch {
- public:
-  explicit Batch(std::size_t max_bytes = 64 * 1024) : max_bytes_(max_bytes) {}
-  // Appends one already-encoded single-op frame.
-  void add(std::string_view encoded);
-  bool empty() const { return buffer_.empty(); }
-  std::size_t bytes() const { return buffer_.size(); }
-  std::size_t ops() const { return ops_; }
-  // True when adding `next_bytes` more would exceed the bound.
-  bool would_overflow(std::size_t next_bytes) const {
-    return !buffer_.empty() && buffer_.size() + next_bytes > max_bytes_;
-  }
-  // Moves the accumulated bytes out and resets the batch.
-  std::string take();
-
- private:
-  std::size_t max_bytes_;
-  std::string buffer_;
-  std::size_t ops_ = 0;
-};
 
 }  // namespace curvebus
