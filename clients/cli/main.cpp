@@ -40,11 +40,19 @@ int fail(int code, const std::string& message) {
 }
 
 int exit_code_for(const Status& s) {
-  const std::string& c = s.code();
-  if (c == "USAGE") return kExitUsage;
-  if (c == "NO_BROKER" || c == "REFUSED" || c == "TIMEOUT" || c == "CLOSED") return kExitNoBroker;
-  if (c == "NOT_FOUND") return kExitNotFound;
-  return kExitRefused;
+  switch (s.status_code()) {
+    case StatusCode::kUsage:
+      return kExitUsage;
+    case StatusCode::kNoBroker:
+    case StatusCode::kRefused:
+    case StatusCode::kTimeout:
+    case StatusCode::kClosed:
+      return kExitNoBroker;
+    case StatusCode::kNotFound:
+      return kExitNotFound;
+    default:
+      return kExitRefused;
+  }
 }
 
 int fail(const Status& s) {
