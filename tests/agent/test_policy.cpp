@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <vector>
+
 #include "policy.hpp"
 
 using namespace curvebus::agent;
@@ -116,11 +118,25 @@ TEST_CASE("policy: emergency stop wins and latches until cleared", "[policy]") {
   CHECK(p.check(forward(), "alice", kNowUs, 50).ok());
 }
 
-TEST_CASE("policy: remembered ids stay bounded", "[policy]") {
+TEST_CASE(
+    "policy: remembered ids stay bounded: past max_remembered_ids the oldest are forgotten, "
+    "the newest are still refused as duplicates",
+    "[policy]") {
   CommandPolicy p(PolicyConfig{5000, 2000, 500, 100});
+  std::vector<rv1::Command> sent;
   for (int i = 0; i < 1000; ++i) {
-    auto c = simple("stats");
-    REQUIRE(p.check(c, "script", kNowUs, i).ok());
+    sent.push_back(simple("stats"));
+    REQUIRE(p.check(sent.back(), "script", kNowUs, i).ok());
   }
-  SUCCEED("1000 distinct ids accepted with a 100-id memory");
+  // The newest ids are still remembered: repeating one is a duplicate.
+  CHECK(p.check(sent[999], "script", kNowUs, 1000).status == rv1::RESULT_REJECTED_DUPLICATE);
+  CHECK(p.check(sent[950], "script", kNowUs, 1001).status == rv1::RESULT_REJECTED_DUPLICATE);
+  CHECK(p.check(sent[901], "script", kNowUs, 1002).status == rv1::RESULT_REJECTED_DUPLICATE);
+  // The oldest were dropped to keep the memory at 100 ids, although none of
+  // them is stale yet: the same ids are accepted again.
+  CHECK(p.check(sent[0], "script", kNowUs, 1003).ok());
+  CHECK(p.check(sent[500], "script", kNowUs, 1004).ok());
+  CHECK(p.check(sent[898], "script", kNowUs, 1005).ok());
+  // Each sender has its own memory: another sender may use the same id.
+  CHECK(p.check(sent[999], "other", kNowUs, 1006).ok());
 }
