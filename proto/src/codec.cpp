@@ -86,6 +86,49 @@ bool get_bytes(const std::uint8_t*& p, const std::uint8_t* end, std::string_view
   return true;
 }
 
+// Publish fields (Op.publish = 6).
+constexpr char kTagOpPublish = 0x32;
+constexpr char kTagPubRequestId = 0x08;    // Publish.request_id = 1
+constexpr char kTagPubTopic = 0x12;        // Publish.topic = 2
+constexpr char kTagPubPayload = 0x1A;      // Publish.payload = 3
+constexpr char kTagPubAck = 0x20;          // Publish.ack = 4
+constexpr char kTagPubRetain = 0x28;       // Publish.retain = 5
+constexpr char kTagPubContentType = 0x32;  // Publish.content_type = 6
+
+bool scan_deliver(std::string_view bytes, DeliverView& v) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  const auto* end = p + bytes.size();
+  unsigned seen = 0;
+  while (p < end) {
+    std::uint64_t tag = 0;
+    if (!get_varint(p, end, tag) || tag > 0xFF) return false;
+    const unsigned field = static_cast<unsigned>(tag >> 3);
+    const unsigned type = static_cast<unsigned>(tag & 7);
+    if (field < 1 || field > 7 || (seen & (1u << field))) return false;  // unknown or repeated
+    seen |= 1u << field;
+    std::uint64_t n = 0;
+    switch (field) {
+      case 3:  // seq
+      case 5:  // timestamp_us
+      case 6:  // retained
+        if (type != 0 || !get_varint(p, end, n)) return false;
+        if (field == 3) v.seq = n;
+        if (field == 5) v.timestamp_us = static_cast<std::int64_t>(n);
+        if (field == 6) v.retained = n != 0;
+        break;
+      case 2:  // payload (bytes)
+        if (type != 2 || !get_bytes(p, end, v.payload)) return false;
+        break;
+      default: {  // 1 topic, 4 publisher, 7 content_type (strings)
+        std::string_view& text = field == 1 ? v.topic : field == 4 ? v.publisher : v.content_type;
+        if (type != 2 || !get_bytes(p, end, text) || !is_valid_utf8(text)) return false;
+        break;
+      }
+    }
+  }
+  return true;
+}
+
 bool scan_publish(std::string_view bytes, PublishView& v) {
   const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
   const auto* end = p + bytes.size();
@@ -139,6 +182,57 @@ bool scan_publish_frame(const void* data, std::size_t size, std::vector<PublishV
     if (!scan_publish(body, out.back())) return false;
   }
   return !out.empty();
+}
+
+bool scan_deliver_frame(const void* data, std::size_t size, std::vector<DeliverView>& out) {
+  out.clear();
+  if (size > static_cast<std::size_t>(INT32_MAX)) return false;  // protobuf's bound
+  const auto* p = static_cast<const std::uint8_t*>(data);
+  const auto* end = p + size;
+  while (p < end) {
+    std::string_view op, body;
+    if (*p++ != kTagFrameOps || !get_bytes(p, end, op)) return false;
+    // The op holds exactly one field: deliver (8), length-delimited.
+    const auto* q = reinterpret_cast<const std::uint8_t*>(op.data());
+    const auto* op_end = q + op.size();
+    if (q == op_end || *q++ != static_cast<std::uint8_t>(kTagOpDeliver) ||
+        !get_bytes(q, op_end, body) || q != op_end)
+      return false;
+    out.emplace_back();
+    if (!scan_deliver(body, out.back())) return false;
+  }
+  return !out.empty();
+}
+
+void encode_publish(const PublishView& v, std::string& out) {
+  // Field order as protobuf writes them (by field number).
+  const std::size_t publish_len = (v.request_id ? 1 + varint_size(v.request_id) : 0) +
+                                  bytes_field_size(v.topic) + bytes_field_size(v.payload) +
+                                  (v.ack ? 2 : 0) + (v.retain ? 2 : 0) +
+                                  bytes_field_size(v.content_type);
+  const std::size_t op_len = 1 + varint_size(publish_len) + publish_len;
+  const std::size_t total = 1 + varint_size(op_len) + op_len;
+  out.resize(total);
+  char* p = out.data();
+  *p++ = kTagFrameOps;
+  p = put_varint(p, op_len);
+  *p++ = kTagOpPublish;
+  p = put_varint(p, publish_len);
+  if (v.request_id) {
+    *p++ = kTagPubRequestId;
+    p = put_varint(p, v.request_id);
+  }
+  p = put_bytes_field(p, kTagPubTopic, v.topic);
+  p = put_bytes_field(p, kTagPubPayload, v.payload);
+  if (v.ack) {
+    *p++ = kTagPubAck;
+    *p++ = 1;
+  }
+  if (v.retain) {
+    *p++ = kTagPubRetain;
+    *p++ = 1;
+  }
+  put_bytes_field(p, kTagPubContentType, v.content_type);
 }
 
 void encode_deliver(const DeliverView& d, std::string& out) {
@@ -206,6 +300,27 @@ std::uint64_t answered_request_id(const v1::Op& op) {
       return op.admin_reply().request_id();
     case v1::Op::kError:
       return op.error().request_id();
+    default:
+      return 0;
+  }
+}
+
+std::uint64_t request_id_of(const v1::Op& op) {
+  switch (op.body_case()) {
+    case v1::Op::kRegister:
+      return op.register_().request_id();
+    case v1::Op::kSubscribe:
+      return op.subscribe().request_id();
+    case v1::Op::kUnsubscribe:
+      return op.unsubscribe().request_id();
+    case v1::Op::kPublish:
+      return op.publish().request_id();
+    case v1::Op::kPull:
+      return op.pull().request_id();
+    case v1::Op::kTopics:
+      return op.topics().request_id();
+    case v1::Op::kAdmin:
+      return op.admin().request_id();
     default:
       return 0;
   }

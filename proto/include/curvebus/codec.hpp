@@ -61,6 +61,24 @@ struct PublishView {
 // decodes with protobuf (decode_frame), which handles every other case.
 bool scan_publish_frame(const void* data, std::size_t size, std::vector<PublishView>& out);
 
+// Writes Frame{ops:[Op{publish}]} into `out` (replacing its contents): the
+// same bytes as encode_op of the equivalent v1::Op (fields with their proto3
+// default values are not written), in one pass and at most one allocation
+// (none once `out` has grown).  The client's hot path: a publication goes
+// from the caller's strings to its wire bytes without building a v1::Op.
+// Text fields are copied as given (protobuf would log, not refuse, invalid
+// UTF-8 when serializing; the broker refuses it).
+void encode_publish(const PublishView& p, std::string& out);
+
+// The client's fast path for the common frame: one or more DELIVER ops and
+// nothing else (what the broker sends a subscriber under load).  Fills `out`
+// with views into `data` and returns true only when protobuf would parse the
+// same bytes to the same values: every field known, of its wire type, at most
+// once, and text fields (topic, publisher, content_type) valid UTF-8.
+// Anything else returns false and the caller decodes with protobuf
+// (decode_frame).  Views stay valid as long as `data` does.
+bool scan_deliver_frame(const void* data, std::size_t size, std::vector<DeliverView>& out);
+
 // Parses a frame.  Returns false (and leaves `out` unspecified) when the bytes
 // are not a valid Frame or hold no op.
 bool decode_frame(const void* data, std::size_t size, v1::Frame& out);
@@ -71,6 +89,10 @@ const char* op_name(v1::Op::BodyCase body);
 // The request id a broker reply answers (REGISTERED, SUBACK, UNSUBACK, PUBACK,
 // PULL_REPLY, TOPICS_REPLY, ADMIN_REPLY, ERROR); 0 for ops that answer none.
 std::uint64_t answered_request_id(const v1::Op& op);
+
+// The request id a peer's request carries (REGISTER, SUBSCRIBE, UNSUBSCRIBE,
+// PUBLISH, PULL, TOPICS, ADMIN); 0 for ops that carry none.
+std::uint64_t request_id_of(const v1::Op& op);
 
 // Name of an error code without its prefix ("DENIED", "NOT_REGISTERED", ...).
 std::string error_code_name(v1::ErrorCode code);
