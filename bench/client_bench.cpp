@@ -21,7 +21,9 @@
 //        --count measured deliveries have arrived; exits on SIGTERM/SIGINT.
 //   pub: sends warm-up probes until DIR/sub.warm exists, writes DIR/pub.ready,
 //        waits for DIR/go, publishes --count payloads as fast as publish()
-//        takes them, writes DIR/pub.sent; exits on SIGTERM/SIGINT.
+//        takes them but never more than --window ahead of the subscriber's
+//        DIR/sub.count (so that nothing is dropped when the processes run at
+//        valgrind's pace), writes DIR/pub.sent; exits on SIGTERM/SIGINT.
 #include <CLI/CLI.hpp>
 
 #include <atomic>
@@ -111,8 +113,15 @@ extern "C" void on_signal(int) {
 }
 
 // --role sub / pub (see the file comment).
-int run_role(const Where& w, const std::string& role, std::uint64_t count, int size,
-             const std::string& dir) {
+std::uint64_t read_count(const std::string& path) {
+  std::uint64_t n = 0;
+  std::ifstream in(path);
+  in >> n;
+  return n;
+}
+
+int run_role(const Where& w, const std::string& role, std::uint64_t count, std::uint64_t window,
+             int size, const std::string& dir) {
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
   auto c = connect_client(w, "bench-" + role);
@@ -169,8 +178,17 @@ int run_role(const Where& w, const std::string& role, std::uint64_t count, int s
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const std::string payload(static_cast<std::size_t>(size), peer_bench::kData);
   std::uint64_t sent = 0;
-  for (std::uint64_t i = 0; i < count && !g_quit; ++i)
+  std::uint64_t acked = 0;  // what the subscriber had counted when last read
+  for (std::uint64_t i = 0; i < count && !g_quit; ++i) {
+    if (i % 1000 == 0 || i >= acked + window) {
+      acked = read_count(dir + "/sub.count");
+      while (i >= acked + window && !g_quit) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        acked = read_count(dir + "/sub.count");
+      }
+    }
     if (c->publish(kTopic, payload)) ++sent;
+  }
   const auto k = c->counters();
   write_file(dir + "/pub.sent",
              std::to_string(sent) + " queue_full=" + std::to_string(k.queue_full));
@@ -184,7 +202,7 @@ int main(int argc, char** argv) {
   peer_bench::Options o;
   Where w;
   std::string role, sync_dir;
-  std::uint64_t count = 200000;
+  std::uint64_t count = 200000, window = 5000;
   CLI::App app{
       "curvebus-bench-client: curvebus through its public client library, 1 publisher -> N "
       "subscribers"};
@@ -197,6 +215,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"pub", "sub"}));
   app.add_option("--count", count, "--role: publications")->capture_default_str();
   app.add_option("--sync", sync_dir, "--role: directory of the coordination files");
+  app.add_option("--window", window, "--role pub: publications ahead of the subscriber, at most")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (w.endpoint.empty() && o.port > 0) w.endpoint = "tcp://127.0.0.1:" + std::to_string(o.port);
   if (!role.empty()) {
@@ -204,7 +224,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "bench: --role needs --sync\n");
       return 1;
     }
-    return run_role(w, role, count, o.size, sync_dir);
+    return run_role(w, role, count, window, o.size, sync_dir);
   }
   if (o.tls) {
     std::fprintf(stderr, "bench: curvebus has no TLS; CURVE is always on\n");
