@@ -1,21 +1,18 @@
+// The public façade: Client's calls turned into outbox pushes and request
+// waits.  The connection itself is the Link (link.hpp), run by the I/O
+// thread; what both sides share is SharedState (shared_state.hpp).
 #include "curvebus/client.hpp"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-#include <zmq.h>
+#include <zmq.hpp>
 
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
-#include <cstring>
-#include <deque>
-#include <map>
 #include <mutex>
-#include <set>
 #include <thread>
 
+#include "curvebus/certificate.hpp"
 #include "curvebus/codec.hpp"
-#include "curvebus/topic.hpp"
+#include "link.hpp"
+#include "shared_state.hpp"
 
 namespace curvebus {
 
@@ -37,10 +34,6 @@ const char* connection_state_name(ConnectionState s) {
 
 namespace {
 
-constexpr std::size_t kBatchBytes = 64 * 1024;
-constexpr int kMonitorEvents = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
-
 Message message_of(const v1::Deliver& d) {
   Message m;
   m.topic = d.topic();
@@ -59,554 +52,142 @@ Status error_status(const v1::Error& e) {
   return Status::Error(msg, error_code_name(e.code()));
 }
 
+// A publication's wire bytes, encoded outside the lock; the buffer is kept
+// per calling thread so steady publishing allocates nothing.
+std::string& publish_buffer() {
+  thread_local std::string buffer;
+  return buffer;
+}
+
 }  // namespace
 
-struct Waiter {
-  std::uint64_t id = 0;
-  bool sent = false;
-  bool done = false;
-  v1::Op reply;
-  Status failure;
-};
-
-struct Outgoing {
-  std::string bytes;
-  std::uint64_t request_id = 0;
-};
-
-struct Sub {
-  std::vector<std::string> patterns;
-  MessageHandler handler;
-};
-
+// Members in construction order: the I/O thread (last) is joined before the
+// Link closes its sockets, and those close before the context ends.
 struct Client::Impl {
-  explicit Impl(ClientOptions o) : opts(std::move(o)) {}
+  explicit Impl(ClientOptions o) : shared(std::move(o)), link(context, shared) {}
 
-  ClientOptions opts;
-  void* ctx = nullptr;
-  void* sock = nullptr;
-  void* monitor = nullptr;
-  void* old_sock = nullptr;  // during a rekey: the session being replaced
-  int monitor_seq = 0;
+  client_detail::SharedState shared;
+  zmq::context_t context;
+  client_detail::Link link;
   std::thread io;
-  int wake_fd = -1;
 
-  mutable std::mutex mu;
-  std::condition_variable cv;
-  std::deque<Outgoing> outq;
-  std::map<std::uint64_t, std::shared_ptr<Waiter>> waiters;
-  std::vector<std::shared_ptr<Sub>> subs;
-  v1::Registered reg;
-  ClientCounters counters;
-  bool stop = false;
-  bool auth_refused = false;
-  std::string last_problem;
-
-  std::atomic<ConnectionState> state{ConnectionState::Idle};
-  std::atomic<std::int64_t> last_heard{0};
-  std::atomic<std::uint64_t> next_id{1};
-
-  // I/O thread only.
-  bool registered = false;
-  std::uint64_t register_id = 0;
-  std::int64_t last_sent = 0, register_sent = 0, connected_at = 0, next_connect = 0;
-  int backoff_ms = 0;
-  int hb_ms = 1000;
-  std::map<std::string, std::uint64_t> last_seq;
-
-  void wake() {
-    std::uint64_t one = 1;
-    ssize_t n = ::write(wake_fd, &one, sizeof one);
-    (void)n;
+  // With shared.mu held: why nothing can be sent now, or Ok.
+  Status unavailable() const {
+    if (!shared.fatal.ok()) return shared.fatal;
+    const ConnectionState s = shared.state.load();
+    if (shared.stop.load() || s == ConnectionState::Closed || s == ConnectionState::Idle)
+      return Status::Error("not connected (call connect first)", StatusCode::kNoBroker);
+    return Status::Ok();
   }
 
-  // ------------------------------------------------------------ socket setup
-  void open_socket(std::int64_t now) {
-    sock = zmq_socket(ctx, ZMQ_DEALER);
-    const int linger = 0, hwm = 100000, curve = 1;
-    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    (void)curve;
-    zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, opts.server_public_key.data(),
-                   opts.server_public_key.size());
-    zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, opts.public_key.data(), opts.public_key.size());
-    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, opts.secret_key.data(), opts.secret_key.size());
-    const int ivl = static_cast<int>(opts.reconnect_min.count()),
-              ivl_max = static_cast<int>(opts.reconnect_max.count());
-    zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
-    zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
-    const std::string addr = "inproc://curvebus-client-monitor-" +
-                             std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" +
-                             std::to_string(++monitor_seq);
-    zmq_socket_monitor(sock, addr.c_str(), kMonitorEvents);
-    monitor = zmq_socket(ctx, ZMQ_PAIR);
-    zmq_setsockopt(monitor, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_connect(monitor, addr.c_str());
-    zmq_connect(sock, opts.endpoint.c_str());
-    registered = false;
-    send_register(now);
+  // Queues an encoded request with id `id` and waits for its answer.
+  Result<v1::Op> request(const std::string& wire, std::uint64_t id,
+                         std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(shared.mu);
+    if (Status s = unavailable(); !s.ok()) return s;
+    shared.requests.add(id);
+    if (!shared.outbox.push(wire, Outbox::Class::kControl, id)) {
+      shared.requests.remove(id);
+      return Status::Error("outgoing queue full, even for requests", StatusCode::kQueueFull);
+    }
+    if (shared.need_wake()) {
+      lock.unlock();
+      shared.wakeup.signal();
+      lock.lock();
+    }
+    auto answer = shared.requests.wait(lock, id, timeout);
+    if (!answer) {
+      const bool connected = shared.state.load() == ConnectionState::Connected;
+      return Status::Error(connected ? "no answer from the broker in time"
+                                     : "broker not reachable: " + shared.last_problem,
+                           connected ? StatusCode::kTimeout : StatusCode::kNoBroker);
+    }
+    if (!answer->ok()) return answer->status();
+    if (answer->value().has_error()) return error_status(answer->value().error());
+    return std::move(answer->value());
   }
 
-  void close_socket(void*& s) {
-    if (!s) return;
-    if (s == sock && monitor) {
-      zmq_socket_monitor(sock, nullptr, 0);
-      zmq_close(monitor);
-      monitor = nullptr;
-    }
-    zmq_close(s);
-    s = nullptr;
-  }
-
-  bool send_raw(void* s, const std::string& bytes) {
-    if (!s) return false;
-    if (zmq_send(s, bytes.data(), bytes.size(), ZMQ_DONTWAIT) < 0) return false;
-    if (s == sock) last_sent = steady_ms();
-    return true;
-  }
-
-  void send_op(void* s, const v1::Op& op) { send_raw(s, encode_op(op)); }
-
-  void send_register(std::int64_t now) {
-    v1::Op op;
-    auto* r = op.mutable_register_();
-    register_id = next_id++;
-    r->set_request_id(register_id);
-    r->set_role(opts.role);
-    for (const auto& p : opts.provides) r->add_provides(p);
-    r->set_heartbeat_ms(static_cast<std::uint32_t>(opts.heartbeat.count()));
-    r->set_client_name(opts.client_name);
-    r->set_client_version(CURVEBUS_VERSION);
-    send_op(sock, op);
-    register_sent = now;
-  }
-
-  void resubscribe() {
-    std::vector<std::string> patterns;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      std::set<std::string> all;
-      for (const auto& s : subs) all.insert(s->patterns.begin(), s->patterns.end());
-      patterns.assign(all.begin(), all.end());
-    }
-    if (patterns.empty()) return;
-    v1::Op op;
-    auto* s = op.mutable_subscribe();
-    s->set_request_id(0);
-    for (const auto& p : patterns) s->add_patterns(p);
-    send_op(sock, op);
-  }
-
-  // The link is gone: fail what was sent, keep what was not, retry later.
-  void lose(const std::string& why, std::int64_t now) {
-    close_socket(old_sock);
-    close_socket(sock);
-    registered = false;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      last_problem = why;
-      for (auto& [id, w] : waiters)
-        if (w->sent && !w->done) {
-          w->done = true;
-          w->failure = Status::Error("connection to the broker lost: " + why, "NO_BROKER");
-        }
-      ++counters.reconnects;
-    }
-    cv.notify_all();
-    state = ConnectionState::Reconnecting;
-    backoff_ms = backoff_ms == 0
-                     ? static_cast<int>(opts.reconnect_min.count())
-                     : std::min(backoff_ms * 2, static_cast<int>(opts.reconnect_max.count()));
-    next_connect = now + backoff_ms;
-  }
-
-  // ------------------------------------------------------------ incoming
-  void handle(void* from, const v1::Op& op, std::int64_t now) {
-    switch (op.body_case()) {
-      case v1::Op::kPing: {
-        v1::Op pong;
-        pong.mutable_pong()->set_nonce(op.ping().nonce());
-        send_op(from, pong);
-        return;
-      }
-      case v1::Op::kDeliver:
-        deliver(op.deliver());
-        return;
-      case v1::Op::kHeartbeat:
-      case v1::Op::kPong:
-        return;
-      default:
-        break;
-    }
-    if (from != sock) return;  // the old session of a rekey: only deliveries matter
-    if (op.has_registered() && op.registered().request_id() == register_id) {
-      registered = true;
-      hb_ms = static_cast<int>(std::max<std::uint32_t>(10, op.registered().heartbeat_ms()));
-      connected_at = now;
-      backoff_ms = 0;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        reg = op.registered();
-      }
-      resubscribe();
-      if (old_sock) {
-        v1::Op bye;
-        bye.mutable_bye()->set_reason("rekey");
-        send_op(old_sock, bye);
-        close_socket(old_sock);
-      }
-      state = ConnectionState::Connected;
-      cv.notify_all();
-      return;
-    }
-    const std::uint64_t id = answered_request_id(op);
-    if (op.has_error()) {
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        ++counters.errors;
-        last_problem = error_code_name(op.error().code()) + ": " + op.error().message();
-      }
-      const auto code = op.error().code();
-      if (id == register_id && id != 0) {
-        lose("registration refused: " + op.error().message(), now);
-        return;
-      }
-      if (code == v1::ERROR_NOT_REGISTERED || code == v1::ERROR_SESSION_EXPIRED) {
-        // The broker restarted or forgot us: register again on this socket.
-        if (registered) {
-          registered = false;
-          state = ConnectionState::Reconnecting;
-          send_register(now);
-        }
-      } else if (code == v1::ERROR_KICKED || code == v1::ERROR_REVOKED ||
-                 code == v1::ERROR_KEY_EXPIRED || code == v1::ERROR_IDENTITY) {
-        lose(op.error().message(), now);
-        return;
-      }
-    }
-    if (id == 0) return;
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = waiters.find(id);
-    if (it == waiters.end()) return;
-    it->second->reply = op;
-    it->second->done = true;
-    cv.notify_all();
-  }
-
-  void deliver(const v1::Deliver& d) {
-    Message m = message_of(d);
-    std::vector<std::shared_ptr<Sub>> targets;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      ++counters.delivered;
-      if (!m.retained) {
-        auto& last = last_seq[m.topic];
-        if (last != 0 && m.seq > last + 1) ++counters.sequence_gaps;
-        if (m.seq > last) last = m.seq;
-      }
-      for (const auto& s : subs)
-        for (const auto& p : s->patterns)
-          if (topic_matches(p, m.topic)) {
-            targets.push_back(s);
-            break;
-          }
-    }
-    for (const auto& s : targets)
-      if (s->handler) s->handler(m);
-  }
-
-  void read_socket(void* s, std::int64_t now) {
-    while (s) {
-      zmq_msg_t msg;
-      zmq_msg_init(&msg);
-      if (zmq_msg_recv(&msg, s, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&msg);
-        return;
-      }
-      if (s == sock) last_heard = steady_ms();
-      v1::Frame frame;
-      const bool ok = decode_frame(zmq_msg_data(&msg), zmq_msg_size(&msg), frame);
-      zmq_msg_close(&msg);
-      if (!ok) continue;
-      for (const auto& op : frame.ops()) {
-        handle(s, op, now);
-        if (s != sock && s != old_sock) return;  // the socket was closed by handle()
-      }
-    }
-  }
-
-  void read_monitor(std::int64_t now) {
-    while (monitor) {
-      zmq_msg_t msg;
-      zmq_msg_init(&msg);
-      if (zmq_msg_recv(&msg, monitor, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&msg);
-        return;
-      }
-      std::uint16_t event = 0;
-      if (zmq_msg_size(&msg) >= 2) std::memcpy(&event, zmq_msg_data(&msg), 2);
-      const bool more = zmq_msg_more(&msg);
-      zmq_msg_close(&msg);
-      if (more) {  // the address part
-        zmq_msg_t addr;
-        zmq_msg_init(&addr);
-        zmq_msg_recv(&addr, monitor, 0);
-        zmq_msg_close(&addr);
-      }
-      if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
-          event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          auth_refused = true;
-        }
-        cv.notify_all();
-        lose("the broker refused this key in the CURVE handshake", now);
-        return;
-      }
-    }
-  }
-
-  // ------------------------------------------------------------ outgoing
-  void flush() {
-    if (!registered || !sock) return;
-    while (true) {
-      std::string batch;
-      std::vector<std::uint64_t> ids;
-      std::size_t taken = 0;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        for (const auto& o : outq) {
-          if (!batch.empty() && batch.size() + o.bytes.size() > kBatchBytes) break;
-          batch += o.bytes;
-          if (o.request_id) ids.push_back(o.request_id);
-          ++taken;
-        }
-      }
-      if (taken == 0) return;
-      if (!send_raw(sock, batch)) return;  // HWM: try again when writable
-      std::lock_guard<std::mutex> lock(mu);
-      outq.erase(outq.begin(), outq.begin() + static_cast<std::ptrdiff_t>(taken));
-      for (auto id : ids) {
-        auto it = waiters.find(id);
-        if (it != waiters.end()) it->second->sent = true;
-      }
-      cv.notify_all();
-    }
-  }
-
-  void liveness(std::int64_t now) {
-    if (!sock) {
-      if (now >= next_connect) {
-        state = state == ConnectionState::Connecting ? ConnectionState::Connecting
-                                                     : ConnectionState::Reconnecting;
-        open_socket(now);
-        last_heard = now;
-      }
-      return;
-    }
-    if (!registered) {
-      const std::int64_t patience =
-          std::max<std::int64_t>(3000, 3 * static_cast<std::int64_t>(hb_ms));
-      if (now - register_sent > patience) lose("no answer to REGISTER", now);
-      return;
-    }
-    if (now - last_heard.load() > 3 * static_cast<std::int64_t>(hb_ms)) {
-      lose("broker silent for " + std::to_string(now - last_heard.load()) + " ms", now);
-      return;
-    }
-    if (now - last_sent >= hb_ms) {
-      v1::Op hb;
-      hb.mutable_heartbeat();
-      send_op(sock, hb);
-    }
-    if (opts.rekey_after.count() > 0 && !old_sock &&
-        now - connected_at >=
-            std::chrono::duration_cast<std::chrono::milliseconds>(opts.rekey_after).count()) {
-      // Make before break: register a fresh session, then BYE the old one.
-      close_socket_monitor_only();
-      old_sock = sock;
-      sock = nullptr;
-      open_socket(now);
-    }
-  }
-
-  void close_socket_monitor_only() {
-    if (sock && monitor) {
-      zmq_socket_monitor(sock, nullptr, 0);
-      zmq_close(monitor);
-      monitor = nullptr;
-    }
-  }
-
-  void run() {
-    state = ConnectionState::Connecting;
-    next_connect = 0;
-    while (true) {
-      const std::int64_t now = steady_ms();
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (stop) break;
-      }
-      liveness(now);
-      zmq_pollitem_t items[4];
-      int n = 0;
-      items[n++] = zmq_pollitem_t{nullptr, wake_fd, ZMQ_POLLIN, 0};
-      const int sock_i = sock ? n : -1;
-      if (sock) {
-        bool pending;
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          pending = registered && !outq.empty();
-        }
-        items[n++] = zmq_pollitem_t{
-            sock, 0, static_cast<short>(ZMQ_POLLIN | (pending ? ZMQ_POLLOUT : 0)), 0};
-      }
-      const int mon_i = monitor ? n : -1;
-      if (monitor) items[n++] = zmq_pollitem_t{monitor, 0, ZMQ_POLLIN, 0};
-      const int old_i = old_sock ? n : -1;
-      if (old_sock) items[n++] = zmq_pollitem_t{old_sock, 0, ZMQ_POLLIN, 0};
-      const long timeout = std::max(1, std::min(hb_ms / 2, 50));
-      zmq_poll(items, n, timeout);
-      const std::int64_t t = steady_ms();
-      if (items[0].revents & ZMQ_POLLIN) {
-        std::uint64_t v;
-        ssize_t r = ::read(wake_fd, &v, sizeof v);
-        (void)r;
-      }
-      if (old_i >= 0 && (items[old_i].revents & ZMQ_POLLIN)) read_socket(old_sock, t);
-      if (mon_i >= 0 && monitor && (items[mon_i].revents & ZMQ_POLLIN)) read_monitor(t);
-      if (sock_i >= 0 && sock) read_socket(sock, t);
-      flush();
-    }
-    // Closing: give queued publications a moment to leave, then say BYE.
-    const std::int64_t deadline = steady_ms() + 2000;
-    while (registered && sock && steady_ms() < deadline) {
-      flush();
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (outq.empty()) break;
-      }
-      zmq_pollitem_t item{sock, 0, ZMQ_POLLOUT | ZMQ_POLLIN, 0};
-      zmq_poll(&item, 1, 10);
-      read_socket(sock, steady_ms());
-    }
-    if (registered && sock) {
-      v1::Op bye;
-      bye.mutable_bye()->set_reason("closed");
-      send_op(sock, bye);
-      const int linger = 1000;
-      zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    }
-    close_socket(old_sock);
-    close_socket(sock);
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      for (auto& [id, w] : waiters)
-        if (!w->done) {
-          w->done = true;
-          w->failure = Status::Error("client closed", "CLOSED");
-        }
-    }
-    state = ConnectionState::Closed;
-    cv.notify_all();
-  }
-
-  // ------------------------------------------------------------ requests
   Result<v1::Op> request(const v1::Op& op, std::uint64_t id, std::chrono::milliseconds timeout) {
-    auto w = std::make_shared<Waiter>();
-    w->id = id;
-    std::unique_lock<std::mutex> lock(mu);
-    if (stop || state == ConnectionState::Closed || state == ConnectionState::Idle)
-      return Status::Error("not connected (call connect first)", "NO_BROKER");
-    waiters[id] = w;
-    outq.push_back(Outgoing{encode_op(op), id});
-    lock.unlock();
-    wake();
-    lock.lock();
-    const bool done = cv.wait_for(lock, timeout, [&] { return w->done; });
-    waiters.erase(id);
-    if (!done) {
-      // Not sent yet (still reconnecting)? Then it must not go out later.
-      for (auto it = outq.begin(); it != outq.end(); ++it)
-        if (it->request_id == id) {
-          outq.erase(it);
-          break;
-        }
-      const bool connected = state == ConnectionState::Connected;
-      return Status::Error(
-          connected ? "no answer from the broker in time" : "broker not reachable: " + last_problem,
-          connected ? "TIMEOUT" : "NO_BROKER");
-    }
-    if (!w->failure.ok()) return w->failure;
-    if (w->reply.has_error()) return error_status(w->reply.error());
-    return w->reply;
+    return request(encode_op(op), id, timeout);
+  }
+
+  // With shared.mu held.
+  Status check_size(std::size_t payload) const {
+    if (shared.max_payload > 0 && payload > shared.max_payload)
+      return Status::Error("payload of " + std::to_string(payload) +
+                               " bytes is over the broker's " + std::to_string(shared.max_payload) +
+                               "-byte limit",
+                           StatusCode::kTooLarge);
+    return Status::Ok();
   }
 };
 
 // ================================================================== Client
 
-Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
-  impl_->ctx = zmq_ctx_new();
-  impl_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  impl_->hb_ms = static_cast<int>(std::max<std::int64_t>(10, impl_->opts.heartbeat.count()));
-}
+Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 Client::~Client() {
   close();
-  if (impl_->wake_fd >= 0) ::close(impl_->wake_fd);
-  zmq_ctx_term(impl_->ctx);
 }
 
 Status Client::connect(std::chrono::milliseconds timeout) {
   Impl& d = *impl_;
-  if (d.opts.server_public_key.size() != 40 || d.opts.public_key.size() != 40 ||
-      d.opts.secret_key.size() != 40)
-    return Status::Error("client keys missing or not 40-character Z85", "USAGE");
+  auto& s = d.shared;
+  const ClientOptions& o = s.options;
+  if (!is_z85_key(o.server_public_key) || !is_z85_key(o.public_key) || !is_z85_key(o.secret_key))
+    return Status::Error("client keys missing or not 40-character Z85", StatusCode::kUsage);
+  if (!s.wakeup.ok())
+    return Status::Error("cannot create the client's wakeup descriptor", StatusCode::kError);
   if (!d.io.joinable()) {
-    d.state = ConnectionState::Connecting;
-    d.io = std::thread([&d] { d.run(); });
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      s.state.store(ConnectionState::Connecting);
+    }
+    d.io = std::thread([&d] { d.link.run(); });
   }
-  std::unique_lock<std::mutex> lock(d.mu);
-  const bool ok = d.cv.wait_for(lock, timeout, [&] {
-    return d.state == ConnectionState::Connected || d.auth_refused || d.stop;
+  std::unique_lock<std::mutex> lock(s.mu);
+  const bool ok = s.state_cv.wait_for(lock, timeout, [&] {
+    return s.state.load() == ConnectionState::Connected || s.auth_refused || s.stop.load() ||
+           !s.fatal.ok();
   });
-  const bool refused = d.auth_refused;
-  std::string problem = d.last_problem;
+  const bool refused = s.auth_refused;
+  const Status fatal = s.fatal;
+  const std::string problem = s.last_problem;
   lock.unlock();
-  if (ok && d.state == ConnectionState::Connected) return Status::Ok();
+  if (ok && s.state.load() == ConnectionState::Connected) return Status::Ok();
   close();
+  if (!fatal.ok()) return fatal;
   if (refused)
     return Status::Error(
-        "the broker at " + d.opts.endpoint + " refused this key (not in its allow-list)",
-        "REFUSED");
-  if (problem.rfind("registration refused", 0) == 0) return Status::Error(problem, "REFUSED");
-  return Status::Error("no answer from the broker at " + d.opts.endpoint +
-                           " (not running, or this key is not allowed)",
-                       "NO_BROKER");
+        "the broker at " + o.endpoint + " refused this key (not in its allow-list)",
+        StatusCode::kRefused);
+  if (problem.rfind("registration refused", 0) == 0)
+    return Status::Error(problem, StatusCode::kRefused);
+  return Status::Error(
+      "no answer from the broker at " + o.endpoint + " (not running, or this key is not allowed)",
+      StatusCode::kNoBroker);
 }
 
 Status Client::subscribe(const std::vector<std::string>& patterns, MessageHandler handler,
                          bool want_retained, std::chrono::milliseconds timeout) {
   Impl& d = *impl_;
-  if (patterns.empty()) return Status::Error("no pattern to subscribe", "USAGE");
-  auto sub = std::make_shared<Sub>();
-  sub->patterns = patterns;
-  sub->handler = std::move(handler);
+  auto& s = d.shared;
+  if (patterns.empty()) return Status::Error("no pattern to subscribe", StatusCode::kUsage);
+  std::shared_ptr<client_detail::Subscription> sub;
   {
-    std::lock_guard<std::mutex> lock(d.mu);
-    d.subs.push_back(sub);
+    std::lock_guard<std::mutex> lock(s.mu);
+    sub = s.subscriptions.add(patterns, std::move(handler));
   }
   v1::Op op;
-  auto* s = op.mutable_subscribe();
-  const std::uint64_t id = d.next_id++;
-  s->set_request_id(id);
-  for (const auto& p : patterns) s->add_patterns(p);
-  s->set_want_retained(want_retained);
+  auto* req = op.mutable_subscribe();
+  const std::uint64_t id = s.requests.next_id();
+  req->set_request_id(id);
+  for (const auto& p : patterns) req->add_patterns(p);
+  req->set_want_retained(want_retained);
   auto r = d.request(op, id, timeout);
   auto drop_sub = [&] {
-    std::lock_guard<std::mutex> lock(d.mu);
-    d.subs.erase(std::remove(d.subs.begin(), d.subs.end(), sub), d.subs.end());
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.subscriptions.remove(sub);
   };
   if (!r) {
     drop_sub();
@@ -635,21 +216,12 @@ Status Client::unsubscribe(const std::vector<std::string>& patterns,
                            std::chrono::milliseconds timeout) {
   Impl& d = *impl_;
   {
-    std::lock_guard<std::mutex> lock(d.mu);
-    for (auto& s : d.subs)
-      s->patterns.erase(std::remove_if(s->patterns.begin(), s->patterns.end(),
-                                       [&](const std::string& p) {
-                                         return std::find(patterns.begin(), patterns.end(), p) !=
-                                                patterns.end();
-                                       }),
-                        s->patterns.end());
-    d.subs.erase(std::remove_if(d.subs.begin(), d.subs.end(),
-                                [](const auto& s) { return s->patterns.empty(); }),
-                 d.subs.end());
+    std::lock_guard<std::mutex> lock(d.shared.mu);
+    d.shared.subscriptions.remove_patterns(patterns);
   }
   v1::Op op;
   auto* u = op.mutable_unsubscribe();
-  const std::uint64_t id = d.next_id++;
+  const std::uint64_t id = d.shared.requests.next_id();
   u->set_request_id(id);
   for (const auto& p : patterns) u->add_patterns(p);
   auto r = d.request(op, id, timeout);
@@ -659,50 +231,58 @@ Status Client::unsubscribe(const std::vector<std::string>& patterns,
 Status Client::publish(const std::string& topic, const std::string& payload,
                        const PublishOptions& options) {
   Impl& d = *impl_;
-  {
-    std::lock_guard<std::mutex> lock(d.mu);
-    const std::uint32_t limit = d.reg.limits().max_message_bytes();
-    if (limit > 0 && payload.size() > limit)
-      return Status::Error("payload of " + std::to_string(payload.size()) +
-                               " bytes is over the broker's " + std::to_string(limit) +
-                               "-byte limit",
-                           "TOO_LARGE");
-  }
-  v1::Op op;
-  auto* p = op.mutable_publish();
-  p->set_topic(topic);
-  p->set_payload(payload);
-  p->set_retain(options.retain);
-  if (!options.content_type.empty()) p->set_content_type(options.content_type);
+  auto& s = d.shared;
+  PublishView v;
+  v.topic = topic;
+  v.payload = payload;
+  v.retain = options.retain;
+  v.content_type = options.content_type;
   if (options.wait_ack) {
-    const std::uint64_t id = d.next_id++;
-    p->set_request_id(id);
-    p->set_ack(true);
-    auto r = d.request(op, id, options.ack_timeout);
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      if (Status too_large = d.check_size(payload.size()); !too_large.ok()) return too_large;
+    }
+    v.request_id = s.requests.next_id();
+    v.ack = true;
+    std::string wire;
+    encode_publish(v, wire);
+    auto r = d.request(wire, v.request_id, options.ack_timeout);
     if (!r) return r.status();
-    std::lock_guard<std::mutex> lock(d.mu);
-    ++d.counters.published;
+    std::lock_guard<std::mutex> lock(s.mu);
+    ++s.published;
     return Status::Ok();
   }
-  std::unique_lock<std::mutex> lock(d.mu);
-  if (d.stop || d.state == ConnectionState::Closed || d.state == ConnectionState::Idle)
-    return Status::Error("not connected (call connect first)", "NO_BROKER");
-  if (d.outq.size() >= d.opts.max_queued) {
-    // Connected: wait for room (back-pressure), except on the I/O thread itself.
-    const bool on_io = std::this_thread::get_id() == d.io.get_id();
-    if (on_io || d.state != ConnectionState::Connected ||
-        !d.cv.wait_for(lock, options.ack_timeout,
-                       [&] { return d.outq.size() < d.opts.max_queued || d.stop; })) {
-      ++d.counters.queue_full;
+
+  std::string& wire = publish_buffer();
+  encode_publish(v, wire);
+  std::unique_lock<std::mutex> lock(s.mu);
+  if (Status too_large = d.check_size(payload.size()); !too_large.ok()) return too_large;
+  if (Status down = d.unavailable(); !down.ok()) return down;
+  if (!s.outbox.has_room(wire.size())) {
+    // Connected: wait for room (back-pressure), except on the I/O thread,
+    // which is the one that would make room.
+    const bool on_io = std::this_thread::get_id() == s.io_thread;
+    bool room = false;
+    if (!on_io && s.state.load() == ConnectionState::Connected) {
+      ++s.room_waiters;
+      room = s.room_cv.wait_for(lock, options.ack_timeout,
+                                [&] { return s.outbox.has_room(wire.size()) || s.stop.load(); });
+      --s.room_waiters;
+      room = room && s.outbox.has_room(wire.size());
+    }
+    if (!room) {
+      ++s.queue_full;
       return Status::Error(
-          "outgoing queue full (" + std::to_string(d.opts.max_queued) + " publications)",
-          "QUEUE_FULL");
+          "outgoing queue full (" + std::to_string(s.options.max_queued) + " publications)",
+          StatusCode::kQueueFull);
     }
   }
-  d.outq.push_back(Outgoing{encode_op(op), 0});
-  ++d.counters.published;
+  s.outbox.push(wire);
+  ++s.published;
+  const bool wake = s.need_wake();
   lock.unlock();
-  d.wake();
+  if (wake) s.wakeup.signal();
+  if (wire.capacity() > (256u << 10)) std::string().swap(wire);  // a one-off big payload
   return Status::Ok();
 }
 
@@ -712,7 +292,7 @@ Result<std::vector<Message>> Client::pull(const std::string& topic, std::uint64_
   Impl& d = *impl_;
   v1::Op op;
   auto* p = op.mutable_pull();
-  const std::uint64_t id = d.next_id++;
+  const std::uint64_t id = d.shared.requests.next_id();
   p->set_request_id(id);
   p->set_topic(topic);
   p->set_since_seq(since_seq);
@@ -722,7 +302,7 @@ Result<std::vector<Message>> Client::pull(const std::string& topic, std::uint64_
   std::vector<Message> out;
   for (const auto& m : r->pull_reply().messages()) out.push_back(message_of(m));
   if (out.empty() && since_seq == 0)
-    return Status::Error("nothing published on " + topic, "NOT_FOUND");
+    return Status::Error("nothing published on " + topic, StatusCode::kNotFound);
   return out;
 }
 
@@ -730,7 +310,7 @@ Result<v1::TopicsReply> Client::topics(const std::string& pattern,
                                        std::chrono::milliseconds timeout) {
   Impl& d = *impl_;
   v1::Op op;
-  const std::uint64_t id = d.next_id++;
+  const std::uint64_t id = d.shared.requests.next_id();
   op.mutable_topics()->set_request_id(id);
   op.mutable_topics()->set_pattern(pattern);
   auto r = d.request(op, id, timeout);
@@ -742,7 +322,7 @@ Result<v1::AdminReply> Client::admin(v1::AdminCommand command, const std::string
                                      std::chrono::milliseconds timeout, const std::string& reason) {
   Impl& d = *impl_;
   v1::Op op;
-  const std::uint64_t id = d.next_id++;
+  const std::uint64_t id = d.shared.requests.next_id();
   op.mutable_admin()->set_request_id(id);
   op.mutable_admin()->set_command(command);
   op.mutable_admin()->set_argument(argument);
@@ -753,36 +333,50 @@ Result<v1::AdminReply> Client::admin(v1::AdminCommand command, const std::string
 }
 
 ConnectionState Client::state() const {
-  return impl_->state;
+  return impl_->shared.state.load();
 }
+
 std::int64_t Client::last_heard_ms() const {
-  return impl_->last_heard;
+  return impl_->shared.last_heard.load();
 }
 
 v1::Registered Client::registration() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->reg;
+  std::lock_guard<std::mutex> lock(impl_->shared.mu);
+  return impl_->shared.registration;
 }
 
 ClientCounters Client::counters() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->counters;
+  const Impl& d = *impl_;
+  ClientCounters c;
+  c.delivered = d.link.dispatcher().delivered();
+  c.sequence_gaps = d.link.dispatcher().sequence_gaps();
+  c.frames_received = d.shared.frames_received.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(impl_->shared.mu);
+  c.published = d.shared.published;
+  c.errors = d.shared.errors;
+  c.reconnects = d.shared.reconnects;
+  c.queue_full = d.shared.queue_full;
+  c.frames_sent = d.shared.outbox.batches_sent();
+  return c;
 }
 
 void Client::close() {
   Impl& d = *impl_;
+  auto& s = d.shared;
   {
-    std::lock_guard<std::mutex> lock(d.mu);
-    d.stop = true;
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.stop.store(true);
   }
-  d.wake();
-  d.cv.notify_all();
+  s.wakeup.signal();
+  s.room_cv.notify_all();
+  s.state_cv.notify_all();
   if (d.io.joinable()) {
     if (std::this_thread::get_id() == d.io.get_id())
       return;  // from a handler: the thread ends by itself
     d.io.join();
   }
-  d.state = ConnectionState::Closed;
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.state.store(ConnectionState::Closed);
 }
 
 }  // namespace curvebus
