@@ -30,9 +30,11 @@
 // agreed interval of its own silence, answers PING, and declares the broker
 // lost after three intervals without a word from it.  It then reconnects
 // with exponential backoff on a fresh socket, registers again and
-// re-subscribes every pattern by itself.  Requests waiting for an answer when
-// the link is lost fail with code "NO_BROKER"; publications not yet sent stay
-// queued (bounded) and go out after the reconnect.  A connection older than
+// re-subscribes every pattern by itself.  Requests already sent when the
+// link is lost fail with code "NO_BROKER"; publications and requests not yet
+// sent stay queued (bounded), in order, and go out after the reconnect — but
+// a request whose caller stopped waiting before it was sent never goes out.
+// A connection older than
 // `rekey_after` is replaced the same way (new CURVE session keys), the new
 // session registered before the old one says BYE.
 #pragma once
