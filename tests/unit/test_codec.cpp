@@ -70,7 +70,18 @@ TEST_CASE("garbage and empty frames are rejected, never crash", "[codec]") {
   }());
   truncated.pop_back();
   CHECK_FALSE(decode_frame(truncated.data(), truncated.size(), frame));
-  // Random bytes: either rejected or decoded, but always safely.
+  // Random bytes, and a valid frame with each byte replaced by every value:
+  // each is either rejected or decoded to a frame that holds an op (the
+  // contract), never a crash; among the edits both outcomes occur.
+  int decoded = 0, rejected = 0, decoded_without_op = 0;
+  const auto decode = [&](const std::string& buf) {
+    if (!decode_frame(buf.data(), buf.size(), frame)) {
+      ++rejected;
+      return;
+    }
+    ++decoded;
+    if (frame.ops_size() == 0) ++decoded_without_op;
+  };
   std::uint32_t x = 12345;
   for (int round = 0; round < 2000; ++round) {
     std::string buf;
@@ -78,9 +89,27 @@ TEST_CASE("garbage and empty frames are rejected, never crash", "[codec]") {
       x = x * 1664525u + 1013904223u;
       buf.push_back(static_cast<char>(x >> 24));
     }
-    (void)decode_frame(buf.data(), buf.size(), frame);
+    decode(buf);
   }
-  SUCCEED("no crash on 2000 random frames");
+  const std::string valid = encode_op([] {
+    v1::Op op;
+    op.mutable_publish()->set_topic("robot/alex/cmd");
+    op.mutable_publish()->set_payload("xyz");
+    return op;
+  }());
+  const int random_rejected = rejected;
+  const int before_edits = decoded;
+  for (std::size_t i = 0; i < valid.size(); ++i) {
+    for (int v = 0; v < 256; ++v) {
+      std::string buf = valid;
+      buf[i] = static_cast<char>(v);
+      decode(buf);
+    }
+  }
+  CHECK(decoded_without_op == 0);
+  CHECK(random_rejected > 0);
+  CHECK(decoded > before_edits);
+  CHECK(rejected > random_rejected);
 }
 
 TEST_CASE("error code names drop their prefix", "[codec]") {
