@@ -70,11 +70,16 @@ std::unique_ptr<curvebus::Client> connect_client(const Where& w, const std::stri
   return c;
 }
 
-// The broker's dropped counter, or -1 when ADMIN STATUS is refused.
+// The broker's dropped counter, or -1 when ADMIN STATUS is refused or
+// unanswered (three tries of 10 s: a broker may still be working off a
+// backlog).
 long long broker_dropped(curvebus::Client& c) {
-  auto r = c.admin(curvebus::v1::ADMIN_STATUS);
-  if (!r) return -1;
-  return static_cast<long long>(r->status().counters().dropped());
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto r = c.admin(curvebus::v1::ADMIN_STATUS, "", std::chrono::seconds(10));
+    if (r) return static_cast<long long>(r->status().counters().dropped());
+    std::fprintf(stderr, "bench: ADMIN STATUS: %s\n", r.status().message().c_str());
+  }
+  return -1;
 }
 
 class ClientPublisher : public peer_bench::Publisher {

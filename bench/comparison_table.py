@@ -77,13 +77,13 @@ def throughput(runs):
     rounds = max((n for _, n, _ in g.values()), default=1)
     print("| payload | subs | system | msg/s at subscribers | vs nats-TLS | publisher msg/s "
           "| lost (sent − received) | lost per subscriber | broker dropped | seq gaps "
-          "| server CPU % | client CPU % | load |")
-    print("|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|")
+          "| server CPU % | client CPU % | drain s | load |")
+    print("|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|")
     for size, subs, system in sorted(g, key=lambda k: (k[0], k[1], sys_order(k[2]))):
         kv, _, rates = g[(size, subs, system)]
         name = NAMES.get(system, system)
         if kv["failed"]:
-            print(f"| {size_text(str(size))} | 1→{subs} | {name} | failed | | | | | | | | | "
+            print(f"| {size_text(str(size))} | 1→{subs} | {name} | failed | | | | | | | | | | "
                   f"{kv.get('load', '?')} |")
             continue
         rate = num(kv, "delivered_rate")
@@ -98,7 +98,15 @@ def throughput(runs):
               f"| {fmt_rate(num(kv, 'publish_rate'))} | {kv.get('lost', '?')} ({kv.get('loss', '?')}) "
               f"| {kv.get('lost_per_sub', '?')} | {kv.get('broker_dropped', '–')} "
               f"| {kv.get('sequence_gaps', '–')} | {kv.get('server_cpu', '?').rstrip('%')} "
-              f"| {kv.get('client_cpu', '?').rstrip('%')} | {kv.get('load', '?')} |")
+              f"| {kv.get('client_cpu', '?').rstrip('%')} | {kv.get('drain_s', '?')} "
+              f"| {kv.get('load', '?')} |")
+    print("\n*msg/s at subscribers: all subscribers together, from 20 % into the run to its end. "
+          "publisher msg/s: publications the client accepted (a client may buffer them). lost: "
+          "sent minus received per subscriber, summed, after the drain (drain s: from the "
+          "publisher's stop until every subscriber had everything or nothing moved for 2 s). "
+          "broker dropped: curvebus's `dropped` counter over the run; seq gaps: gap events seen "
+          "by the subscribers' clients. CPU: % of one core while publishing. load: 1-minute load "
+          "average when the run started.*")
     if rounds > 1:
         print(f"\n*Median of {rounds} rounds (min–max of the delivered rate in brackets); "
               "the other columns are the median round's.*")

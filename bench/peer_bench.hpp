@@ -175,8 +175,9 @@ struct TrialResult {
   // span: the steady rate, without the first queues filling.
   std::uint64_t delivered_steady = 0;
   double steady_seconds = 0;
-  double server_cpu = -1;  // % of one core while publishing; < 0: not measured
-  double client_cpu = -1;  // this process (publisher and subscribers), % of one core
+  double server_cpu = -1;    // % of one core while publishing; < 0: not measured
+  double client_cpu = -1;    // this process (publisher and subscribers), % of one core
+  double drain_seconds = 0;  // from the publisher's stop to the count of `delivered`
 };
 
 // CPU time of a process and of this one, between start() and stop().
@@ -234,9 +235,11 @@ class Driver {
   // Publishes at `rate` msg/s (0: as fast as possible) for `secs`. In latency
   // mode every message carries its send time and goes out at once; otherwise
   // 256 messages per pacing tick. `full_drain`: afterwards, wait until every
-  // subscriber has everything or nothing moved for 500 ms (at most 20 s), so
-  // that `lost` is what never arrives; otherwise a 300 ms drain (the search:
-  // a backlog worked off only later is loss at that rate).
+  // subscriber has everything or nothing moved for 2 s (at most 60 s: a
+  // client may hold many seconds of publications in its socket's pipe; on a
+  // loaded machine a pipeline can stall for half a second), so that `lost` is
+  // what never arrives; otherwise a 300 ms drain (the search: a backlog
+  // worked off only later is loss at that rate).
   TrialResult trial(double rate, double secs, bool latency, bool full_drain = false) {
     sinks_.quiesce();
     const std::vector<std::uint64_t> before_each = sinks_.each();
@@ -290,11 +293,11 @@ class Driver {
     }
     const std::uint64_t expected = r.sent * static_cast<std::uint64_t>(o_.subscribers);
     if (full_drain) {
-      const auto deadline = Clock::now() + std::chrono::seconds(20);
+      const auto deadline = Clock::now() + std::chrono::seconds(60);
       std::uint64_t last = sinks_.total();
       auto last_move = Clock::now();
       while (sinks_.total() - before < expected && Clock::now() < deadline &&
-             Clock::now() - last_move < std::chrono::milliseconds(500)) {
+             Clock::now() - last_move < std::chrono::milliseconds(2000)) {
         pub_.flush();
         pub_.service();
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -311,6 +314,7 @@ class Driver {
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }
     r.delivered = sinks_.total() - before;
+    r.drain_seconds = std::chrono::duration<double>(Clock::now() - stopped).count();
     const std::vector<std::uint64_t> after_each = sinks_.each();
     for (std::size_t i = 0; i < after_each.size(); ++i)
       r.per_sub.push_back(after_each[i] - before_each[i]);
@@ -424,13 +428,13 @@ class Driver {
     std::printf(
         "system=%s%s size=%d subscribers=%d seconds=%.2f sent=%llu publish_rate=%.0f/s "
         "delivered=%llu delivered_rate=%.0f/s lost=%llu loss=%.2f%% lost_per_sub=%s "
-        "server_cpu=%s client_cpu=%.0f%% steps_down=%d%s\n",
+        "server_cpu=%s client_cpu=%.0f%% drain_s=%.1f steps_down=%d%s\n",
         system.c_str(), o_.search ? "-paced" : "", o_.size, o_.subscribers, t.seconds,
         static_cast<unsigned long long>(t.sent), static_cast<double>(t.sent) / t.seconds,
         static_cast<unsigned long long>(t.delivered), rate, static_cast<unsigned long long>(lost),
         expected ? 100.0 * static_cast<double>(lost) / static_cast<double>(expected) : 0.0,
-        per_sub_lost(t).c_str(), cpu_text(t.server_cpu).c_str(), t.client_cpu, steps_down_,
-        extra.c_str());
+        per_sub_lost(t).c_str(), cpu_text(t.server_cpu).c_str(), t.client_cpu, t.drain_seconds,
+        steps_down_, extra.c_str());
     std::fflush(stdout);
   }
 
