@@ -1,12 +1,16 @@
 // The event loop: sockets, start-up, the poll loop and shutdown.
 #include "curvebus/broker/broker.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <random>
 
@@ -42,6 +46,7 @@ constexpr int kSndHwm = 128;
 constexpr int kRcvHwm = 10000;
 constexpr long kBacklogRetryMs = 2;
 constexpr long kMaxPollMs = 1000;
+constexpr int kListenBacklog = 4096;
 const char* kZapEndpoint = "inproc://zeromq.zap.01";
 const char* kMonitorEndpoint = "inproc://curvebus.monitor.";
 
@@ -121,13 +126,104 @@ bool Core::send_to(const std::string& peer, const void* data, std::size_t size) 
 
 namespace {
 
+// Listening TCP sockets for `bind`, `count` of them on one port with
+// SO_REUSEPORT, so that the kernel spreads incoming connections over them.
+// Each becomes one ROUTER's listener (ZMQ_USE_FD) on its own I/O thread.
+// Only for tcp://<numeric IPv4 | [IPv6] | *>:<port | *>; false (with `fds`
+// empty) for any other endpoint, which libzmq then binds itself.
+struct TcpBind {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+};
+
+bool parse_tcp_bind(const std::string& bind, TcpBind& out) {
+  const std::string prefix = "tcp://";
+  if (bind.compare(0, prefix.size(), prefix) != 0) return false;
+  const std::string rest = bind.substr(prefix.size());
+  const std::size_t colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  std::string host = rest.substr(0, colon);
+  const std::string port_text = rest.substr(colon + 1);
+  unsigned long port = 0;
+  if (port_text != "*") {
+    if (port_text.empty() || port_text.find_first_not_of("0123456789") != std::string::npos ||
+        port_text.size() > 5)
+      return false;
+    port = std::stoul(port_text);
+    if (port > 65535) return false;
+  }
+  if (host == "*") host = "0.0.0.0";  // as libzmq: IPv4 on every interface
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&out.addr);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<std::uint16_t>(port));
+    if (::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a->sin6_addr) != 1)
+      return false;
+    out.len = sizeof(sockaddr_in6);
+    return true;
+  }
+  auto* a = reinterpret_cast<sockaddr_in*>(&out.addr);
+  a->sin_family = AF_INET;
+  a->sin_port = htons(static_cast<std::uint16_t>(port));
+  if (::inet_pton(AF_INET, host.c_str(), &a->sin_addr) != 1) return false;
+  out.len = sizeof(sockaddr_in);
+  return true;
+}
+
+Status listen_shards(const std::string& bind, std::size_t count, std::vector<int>& fds) {
+  TcpBind where;
+  if (count < 2 || !parse_tcp_bind(bind, where)) return Status::Ok();
+  auto fail = [&](const char* what) {
+    const int err = errno;
+    for (int fd : fds) ::close(fd);
+    fds.clear();
+    return Status::Error("cannot bind " + bind + ": " + std::strerror(err) + " (" + what + ")",
+                         StatusCode::kBind);
+  };
+  // SO_REUSEPORT would let a second broker share the port: a plain bind
+  // first finds the port busy (and picks the ephemeral one).
+  const int probe = ::socket(where.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return fail("socket");
+  const int on = 1;
+  (void)::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (where.addr.ss_family == AF_INET6)
+    (void)::setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  socklen_t len = where.len;
+  if (::bind(probe, reinterpret_cast<const sockaddr*>(&where.addr), where.len) != 0 ||
+      ::getsockname(probe, reinterpret_cast<sockaddr*>(&where.addr), &len) != 0) {
+    const int err = errno;
+    ::close(probe);
+    errno = err;
+    return fail("bind");
+  }
+  ::close(probe);
+  for (std::size_t i = 0; i < count; ++i) {
+    const int fd = ::socket(where.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return fail("socket");
+    fds.push_back(fd);
+    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+      return fail("setsockopt");
+    if (where.addr.ss_family == AF_INET6)
+      (void)::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&where.addr), where.len) != 0)
+      return fail("bind");
+    if (::listen(fd, kListenBacklog) != 0) return fail("listen");
+  }
+  return Status::Ok();
+}
+
 // Binds one ROUTER with `secret_key` at `bind`, monitored on its own inproc
-// endpoint.  libzmq starts each ROUTER's routing-id counter from rand(),
+// endpoint.  With `fd` >= 0 the ROUTER takes that listening socket (and
+// closes it with itself) and keeps its connections on I/O thread `shard`
+// (ZMQ_AFFINITY), so the monitor sees each connection's events in order.
+// libzmq starts each ROUTER's routing-id counter from rand(),
 // which nobody seeds: every broker would hand out the same, predictable ids.
 // Seeding it from the OS's random source right before creating the socket
 // makes the ids a peer could try to claim unguessable (docs/security.md).
 Status open_listener(zmq::context_t& ctx, const Config& config, std::size_t index,
-                     const std::string& bind, const std::string& secret_key, Listener& out) {
+                     const std::string& bind, const std::string& secret_key, int fd,
+                     std::size_t shard, Listener& out) {
   std::srand(randombytes_random());
   try {
     out.router = zmq::socket_t(ctx, zmq::socket_type::router);
@@ -136,9 +232,12 @@ Status open_listener(zmq::context_t& ctx, const Config& config, std::size_t inde
     out.router.set(zmq::sockopt::curve_secretkey, secret_key);
     out.router.set(zmq::sockopt::zap_domain, "curvebus");
     out.router.set(zmq::sockopt::router_mandatory, 1);
-    out.router.set(zmq::sockopt::backlog, 4096);
+    out.router.set(zmq::sockopt::backlog, kListenBacklog);
     out.router.set(zmq::sockopt::sndhwm, kSndHwm);
     out.router.set(zmq::sockopt::rcvhwm, kRcvHwm);
+    // One I/O thread per listener: the handshake events of one connection
+    // reach the monitor in the order they happened (monitor.cpp pairs them).
+    out.router.set(zmq::sockopt::affinity, std::uint64_t{1} << shard);
     // Hard cap on one incoming ZeroMQ message: beyond it libzmq drops the
     // connection (no ERROR is possible).  The payload bound itself is checked
     // per PUBLISH and answered with ERROR TOO_LARGE.
@@ -153,15 +252,48 @@ Status open_listener(zmq::context_t& ctx, const Config& config, std::size_t inde
     out.monitor = zmq::socket_t(ctx, zmq::socket_type::pair);
     out.monitor.set(zmq::sockopt::linger, 0);
     out.monitor.connect(monitor_endpoint);
+    if (fd >= 0) out.router.set(zmq::sockopt::use_fd, fd);
   } catch (const zmq::error_t& e) {
-    return Status::Error(std::string("cannot set up sockets: ") + e.what(), "IO");
+    if (fd >= 0) ::close(fd);
+    return Status::Error(std::string("cannot set up sockets: ") + e.what(), StatusCode::kIo);
   }
   try {
     out.router.bind(bind);
   } catch (const zmq::error_t& e) {
-    return Status::Error("cannot bind " + bind + ": " + e.what(), "BIND");
+    if (fd >= 0) ::close(fd);
+    return Status::Error("cannot bind " + bind + ": " + e.what(), StatusCode::kBind);
   }
   out.endpoint = out.router.get(zmq::sockopt::last_endpoint);
+  return Status::Ok();
+}
+
+// Opens the listeners of one endpoint from listeners[first] on: one per I/O
+// thread when the endpoint allows it (listen_shards), else one.
+Status open_listeners(zmq::context_t& ctx, const Config& config, const std::string& bind,
+                      const Certificate& cert, std::vector<Listener>& listeners) {
+  std::vector<int> fds;
+  if (Status s = listen_shards(bind, config.io_threads, fds); !s) return s;
+  const std::size_t count = fds.empty() ? 1 : fds.size();
+  const std::size_t first = listeners.size();
+  for (std::size_t shard = 0; shard < count; ++shard) {
+    const std::size_t index = listeners.size();
+    listeners.emplace_back();
+    listeners.back().first_shard = first;
+    listeners.back().shards = count;
+    const int fd = fds.empty() ? -1 : fds[shard];
+    if (Status s = open_listener(ctx, config, index, bind, cert.keys.secret_key, fd, shard,
+                                 listeners.back());
+        !s) {
+      for (std::size_t rest = shard + 1; rest < fds.size(); ++rest) ::close(fds[rest]);
+      return s;
+    }
+    listeners.back().server_fp = key_fingerprint(cert.keys.public_key);
+  }
+  if (count < config.io_threads)
+    spdlog::info(
+        "listening on {} through one I/O thread (only tcp://<address>:<port> endpoints "
+        "are spread over several)",
+        bind);
   return Status::Ok();
 }
 
@@ -194,6 +326,12 @@ Status Core::start() {
   audit_ = std::make_unique<AuditLog>(audit_options);
   if (Status s = audit_->open(); !s) return s;
 
+  try {
+    // Before the first socket: libzmq starts its I/O threads with it.
+    context_.set(zmq::ctxopt::io_threads, static_cast<int>(config_.io_threads));
+  } catch (const zmq::error_t& e) {
+    return Status::Error(std::string("cannot set the I/O threads: ") + e.what(), "IO");
+  }
   if (::pipe(stop_pipe_) != 0) return Status::Error("cannot create the stop pipe", "IO");
   for (int fd : stop_pipe_) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 
@@ -205,24 +343,18 @@ Status Core::start() {
   } catch (const zmq::error_t& e) {
     return Status::Error(std::string("cannot set up sockets: ") + e.what(), "IO");
   }
-  listeners_.resize(next ? 2 : 1);
-  if (Status s =
-          open_listener(context_, config_, 0, config_.bind, cert->keys.secret_key, listeners_[0]);
-      !s)
-    return s;
-  listeners_[0].server_fp = key_fingerprint(cert->keys.public_key);
+  listeners_.reserve(2 * config_.io_threads);
+  if (Status s = open_listeners(context_, config_, config_.bind, *cert, listeners_); !s) return s;
+  const std::size_t next_index = listeners_.size();
   if (next) {
-    if (Status s = open_listener(context_, config_, 1, config_.next_bind, next->keys.secret_key,
-                                 listeners_[1]);
-        !s)
+    if (Status s = open_listeners(context_, config_, config_.next_bind, *next, listeners_); !s)
       return s;
-    listeners_[1].server_fp = key_fingerprint(next->keys.public_key);
   }
   if (!config_.endpoint_file.empty()) {
     if (!write_file_atomically(config_.endpoint_file, listeners_[0].endpoint + "\n", 0644))
       return Status::Error("cannot write " + config_.endpoint_file, "IO");
     if (next && !write_file_atomically(config_.endpoint_file + ".next",
-                                       listeners_[1].endpoint + "\n", 0644))
+                                       listeners_[next_index].endpoint + "\n", 0644))
       return Status::Error("cannot write " + config_.endpoint_file + ".next", "IO");
   }
   spdlog::info(
@@ -233,17 +365,17 @@ Status Core::start() {
       config_.audit_file.empty() ? "(none)" : config_.audit_file);
   if (next)
     spdlog::info("broker key rotation: also listening endpoint={} server_fp={} (next key)",
-                 listeners_[1].endpoint, listeners_[1].server_fp);
+                 listeners_[next_index].endpoint, listeners_[next_index].server_fp);
   spdlog::info(
       "limits heartbeat_ms={} max_message_bytes={} max_subscriptions={} publish_rate={}/name "
       "publish_burst={} queue_limit={} queue_limit_bytes={} history_depth={} max_topics={} "
       "max_sessions_per_name={} work_budget={}/name memory_budget_bytes={} name_quota_bytes={} "
-      "topic_idle_s={} stats_interval_s={}",
+      "topic_idle_s={} stats_interval_s={} io_threads={}",
       config_.heartbeat_ms, config_.max_message_bytes, config_.max_subscriptions,
       config_.publish_rate, config_.publish_burst, config_.queue_limit, config_.queue_limit_bytes,
       config_.history_depth, config_.max_topics, config_.max_sessions_per_name, config_.work_budget,
       config_.memory_budget_bytes, config_.name_quota_bytes, config_.topic_idle_s,
-      config_.stats_interval_s);
+      config_.stats_interval_s, config_.io_threads);
   load_retained();
   const std::int64_t now = steady_ms();
   next_stats_ms_ = config_.stats_interval_s ? now + config_.stats_interval_s * 1000LL : 0;

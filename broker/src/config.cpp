@@ -96,6 +96,9 @@ std::map<std::string, Setting> settings(Config& c) {
       {"max_topics", {S::kU32, &c.max_topics, 1, u32, "topics the broker keeps"}},
       {"stats_interval_s",
        {S::kU32, &c.stats_interval_s, 0, u32, "$SYS/broker/stats period (0 = off)"}},
+      {"io_threads",
+       {S::kU32, &c.io_threads, 1, 16,
+        "libzmq I/O threads (CURVE and TCP work; each connection stays on one)"}},
       {"log_level", {S::kString, &c.log_level, 0, 0, "trace|debug|info|warn|error|critical|off"}},
       {"log_file", {S::kPath, &c.log_file, 0, 0, "also log to this file"}},
   };

@@ -167,6 +167,9 @@ struct Listener {
   zmq::socket_t monitor;  // its socket monitor (handshakes, connections)
   std::string endpoint;
   std::string server_fp;  // fingerprint of the server key it serves
+  // The listeners of one endpoint, one per I/O thread (broker.cpp): indexes
+  // [first_shard, first_shard + shards) of Core::listeners_.
+  std::size_t first_shard = 0, shards = 1;
 };
 
 // What a topic costs besides its publications (map nodes, the Topic, its
@@ -245,6 +248,9 @@ class Core {
   double op_work_ = 0;  // work units of the op being served
   void serve_backlogs();
   void identity_mismatch(Session& s, const char* user);
+  // The session holding `peer`'s routing id on another listener of the same
+  // endpoint (another I/O thread's share of the connections), or null.
+  Session* sibling_session(const std::string& peer);
   std::int64_t turn_units_ = 0;         // work left in this loop turn
   std::vector<std::uint64_t> backlog_;  // sessions with deferred input, round robin
 

@@ -96,6 +96,15 @@ void Core::on_input(const std::string& peer, const void* data, std::size_t size,
       return;
     }
   }
+  if (!s) {
+    // The routing id of a session on another listener of this endpoint: as
+    // if it had been taken over on one ROUTER, the session is closed and the
+    // connection gets ERROR IDENTITY (a connection is its listener + id).
+    if (Session* other = sibling_session(peer)) {
+      identity_mismatch(*other, user);
+      tombstone(peer, v1::ERROR_IDENTITY);
+    }
+  }
   PendingInput in;
   if (!s) in.meta = meta();
   if (!decode_input(peer, data, size, in)) return;
@@ -224,6 +233,19 @@ void Core::serve_backlogs() {
   }
   // Sessions not reached this turn keep their place ahead of the others.
   backlog_.insert(backlog_.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end());
+}
+
+Session* Core::sibling_session(const std::string& peer) {
+  const auto index = static_cast<std::size_t>(peer.front() - '0');
+  if (index >= listeners_.size() || listeners_[index].shards < 2) return nullptr;
+  const Listener& l = listeners_[index];
+  std::string other = peer;
+  for (std::size_t i = l.first_shard; i < l.first_shard + l.shards; ++i) {
+    if (i == index) continue;
+    other.front() = static_cast<char>('0' + i);
+    if (Session* s = find_session(other)) return s;
+  }
+  return nullptr;
 }
 
 void Core::identity_mismatch(Session& s, const char* user) {

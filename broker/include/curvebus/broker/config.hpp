@@ -61,6 +61,10 @@ struct Config {
   std::uint32_t max_topics = 100000;
   std::uint32_t stats_interval_s = 10;  // $SYS/broker/stats period (0 = off)
   std::uint32_t max_batch_bytes = 64u << 10;
+  // libzmq I/O threads: they do the CURVE boxing and the TCP reads and writes,
+  // off the routing thread.  libzmq serves each connection on one I/O thread,
+  // so more than one helps only with several peers.
+  std::uint32_t io_threads = 2;
   std::string log_level = "info";
   std::string log_file;
 };
