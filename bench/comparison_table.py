@@ -74,6 +74,9 @@ def sys_order(name):
 
 def throughput(runs):
     g = group(runs, "delivered_rate")
+    all_runs = {}
+    for kv in runs:
+        all_runs.setdefault((int(kv["size"]), int(kv["subscribers"]), kv["system"]), []).append(kv)
     rounds = max((n for _, n, _ in g.values()), default=1)
     print("| payload | subs | system | msg/s at subscribers | vs nats-TLS | publisher msg/s "
           "| lost (sent − received) | lost per subscriber | broker dropped | seq gaps "
@@ -91,11 +94,15 @@ def throughput(runs):
         ratio = "?"
         if ref and not ref[0]["failed"] and num(ref[0], "delivered_rate"):
             ratio = f"{rate / num(ref[0], 'delivered_rate'):.2f}"
-        spread = ""
+        spread, worst = "", ""
         if len(rates) > 1:
             spread = f" ({fmt_rate(min(rates))}–{fmt_rate(max(rates))})"
+            losses = [num(r, "loss") for r in all_runs[(size, subs, system)] if not r["failed"]]
+            losses = [x for x in losses if x is not None]
+            if losses and max(losses) > (num(kv, "loss") or 0):
+                worst = f"; worst round {max(losses):.2f}%"
         print(f"| {size_text(str(size))} | 1→{subs} | {name} | {fmt_rate(rate)}{spread} | {ratio} "
-              f"| {fmt_rate(num(kv, 'publish_rate'))} | {kv.get('lost', '?')} ({kv.get('loss', '?')}) "
+              f"| {fmt_rate(num(kv, 'publish_rate'))} | {kv.get('lost', '?')} ({kv.get('loss', '?')}{worst}) "
               f"| {kv.get('lost_per_sub', '?')} | {kv.get('broker_dropped', '–')} "
               f"| {kv.get('sequence_gaps', '–')} | {kv.get('server_cpu', '?').rstrip('%')} "
               f"| {kv.get('client_cpu', '?').rstrip('%')} | {kv.get('drain_s', '?')} "
