@@ -393,11 +393,15 @@ TEST_CASE("the README's pipe example ends with the motors stopped", "[avr][agent
   // Nothing started after the STOP was confirmed.
   for (const auto& e : motor_events_after(*robot.runner, stop_ack->received_wall_ms))
     CHECK(e.text.rfind("motors stopped", 0) == 0);
-  // The FORWARD either ran before the STOP or was discarded by it.
-  for (const auto& a : robot.op->acks_seen())
-    if (a.result.action() == "forward")
-      CHECK((a.result.status() == rv1::RESULT_OK ||
-             status_name(a.result.status()) == "RESULT_SUPERSEDED"));
+  // The FORWARD was answered: it either ran before the STOP or was discarded by it.
+  int forward_acks = 0;
+  for (const auto& a : robot.op->acks_seen()) {
+    if (a.result.action() != "forward") continue;
+    ++forward_acks;
+    CHECK((a.result.status() == rv1::RESULT_OK ||
+           status_name(a.result.status()) == "RESULT_SUPERSEDED"));
+  }
+  CHECK(forward_acks == 1);
 }
 
 TEST_CASE("the watchdog firmware stops the motors by itself when the agent is killed",
