@@ -396,7 +396,7 @@ void Core::stop() {
 long Core::poll_timeout_ms(std::int64_t now) const {
   if (!backlog_.empty()) return 0;
   std::int64_t due = now + kMaxPollMs;
-  if (!timers_.empty()) due = std::min(due, timers_.top().first);
+  due = std::min(due, liveness_.next_due());
   if (next_stats_ms_) due = std::min(due, next_stats_ms_);
   due = std::min(due, next_sweep_ms_);
   due = std::min(due, next_audit_tick_ms_);

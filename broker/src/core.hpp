@@ -26,6 +26,7 @@
 #include "curvebus/broker/broker.hpp"
 #include "curvebus/broker/config.hpp"
 #include "curvebus/broker/history.hpp"
+#include "curvebus/broker/liveness.hpp"
 #include "curvebus/broker/rate_limiter.hpp"
 #include "curvebus/broker/topic_tree.hpp"
 #include "curvebus/codec.hpp"
@@ -94,11 +95,8 @@ struct Session {
   AclEntry rights;
   std::uint32_t heartbeat_ms = 1000;
   std::int64_t connected_us = 0;
-  std::int64_t last_seen_ms = 0;
-  std::int64_t last_sent_ms = 0;
-  bool pinged = false;
+  LivenessTimers::Entry alive;  // last heard, last sent, pinged (liveness.hpp)
   std::uint64_t ping_nonce = 0;
-  std::int64_t next_check_ms = 0;
   std::set<std::string> subscriptions;
   std::vector<std::string> provides;
 
@@ -188,6 +186,10 @@ struct DirEntry {
   Topic* topic = nullptr;
   std::map<std::string, std::uint32_t> providers;  // name -> sessions declaring it
 };
+
+// The encoded single-op frame of a HEARTBEAT (what an idle peer sends, and
+// what the broker sends), shared.
+const Bytes& heartbeat_frame();
 
 // Why a session ended; the presence reason.
 enum class CloseReason { kClosed, kTimeout, kKicked, kRevoked, kIdentity, kKeyExpired };
@@ -313,6 +315,8 @@ class Core {
   Session* find_session(std::uint64_t id);
   bool enqueue_delivery(Session& s, const Bytes& bytes);
   void send_control(Session& s, const v1::Op& op);
+  // The same for an op already encoded (`what` names it in a log line).
+  void send_control(Session& s, const Bytes& encoded, const char* what);
   void send_error(Session& s, v1::ErrorCode code, std::uint64_t request_id,
                   const std::string& message, const std::string& topic, const char* answers,
                   std::uint64_t count = 0);
@@ -325,8 +329,10 @@ class Core {
   void remove_provides(const Session& s);
 
   // ---- alive signal and key validity (liveness_timer.cpp)
-  void schedule(Session& s, std::int64_t due_ms);
   void run_liveness(std::int64_t now);
+  // A message from the peer of `s` at `now`: alive, answered with HEARTBEAT
+  // when the broker owes it one (liveness.hpp).
+  void heard(Session& s, std::int64_t now);
   void run_key_expiry(std::int64_t now);
   using ExpiryEntry = std::pair<std::int64_t, std::uint64_t>;  // not_after_us, session id
   std::priority_queue<ExpiryEntry, std::vector<ExpiryEntry>, std::greater<ExpiryEntry>> expiry_;
@@ -374,7 +380,7 @@ class Core {
 
   std::uint64_t next_session_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Session>> sessions_;
-  std::unordered_map<std::string, std::uint64_t> by_routing_id_;
+  std::unordered_map<std::string, Session*> by_routing_id_;  // owned by sessions_
   std::unordered_map<std::string, NameState> names_;
 
   std::unordered_map<std::string, v1::ErrorCode> tombstones_;
@@ -385,8 +391,7 @@ class Core {
   std::map<std::string, DirEntry> directory_;
   TopicTree tree_;
 
-  using TimerEntry = std::pair<std::int64_t, std::uint64_t>;  // due, session id
-  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;
+  LivenessTimers liveness_;
   std::vector<std::uint64_t> dirty_;
   std::unordered_set<std::uint64_t> backlogged_;
   std::int64_t next_stats_ms_ = 0;

@@ -87,11 +87,10 @@ void Core::handle_register(const std::string& peer, const PeerMeta& meta, const 
     s->fingerprint = fp;
     s->address = meta.address;
     s->connected_us = wall_clock_us();
-    s->last_seen_ms = now;
-    s->last_sent_ms = now;
+    s->alive.id = s->id;
     tombstones_.erase(peer);
     unregistered_limit_.erase(peer);
-    by_routing_id_[peer] = s->id;
+    by_routing_id_[peer] = s;
     ++ns.sessions;
     ++counters_.sessions_opened;
     sessions_.emplace(s->id, std::move(owned));
@@ -123,7 +122,7 @@ void Core::handle_register(const std::string& peer, const PeerMeta& meta, const 
     s->provides.push_back(t);
   }
   add_provides(*s);
-  schedule(*s, now + s->heartbeat_ms);
+  liveness_.add(s->alive, s->heartbeat_ms, now);
 
   r->set_request_id(req.request_id());
   r->set_session_id(s->session_id);

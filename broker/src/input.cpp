@@ -19,6 +19,8 @@
 // (PendingInput) and served in later turns, round robin with other sessions'
 // deferred input, before new messages; later messages of that session queue
 // behind it so its order is kept.
+#include <cstring>
+
 #include <google/protobuf/unknown_field_set.h>
 #include <spdlog/spdlog.h>
 
@@ -66,10 +68,13 @@ void Core::on_input(const std::string& peer, const void* data, std::size_t size,
       if (decode_input(peer, data, size, in)) serve(peer, in, true);
       return;
     }
-    // Any message is an alive signal.
-    s->last_seen_ms = steady_ms();
-    s->pinged = false;
+    // Any message is an alive signal; a lone HEARTBEAT (most of what an idle
+    // peer sends) is nothing more.
     ++s->messages_in;
+    heard(*s, steady_ms());
+    if (size == heartbeat_frame()->size() &&
+        std::memcmp(data, heartbeat_frame()->data(), size) == 0)
+      return;
     if (!s->input.empty()) {  // behind deferred input: keep the order
       PendingInput in;
       in.bytes = std::make_unique<std::string>(static_cast<const char*>(data), size);

@@ -1,58 +1,51 @@
-// The alive signal, driven by a min-heap of per-session check times: each
-// session is looked at about twice per interval, never scanned every turn,
-// so thousands of idle peers cost little.
+// The alive signal (liveness.hpp): what the broker does when LivenessTimers
+// says a session is due, and key validity.
 #include <spdlog/spdlog.h>
 
 #include "core.hpp"
-#include "curvebus/broker/liveness.hpp"
 
 namespace curvebus::broker {
 
-void Core::schedule(Session& s, std::int64_t due_ms) {
-  s.next_check_ms = due_ms;
-  timers_.emplace(due_ms, s.id);
+const Bytes& heartbeat_frame() {
+  static const Bytes frame = [] {
+    v1::Op op;
+    op.mutable_heartbeat();
+    return std::make_shared<const std::string>(encode_op(op));
+  }();
+  return frame;
+}
+
+void Core::heard(Session& s, std::int64_t now) {
+  // Answered at once, in this turn's flush, unless output is on its way anyway.
+  if (liveness_.heard(s.alive, now) && !s.has_output())
+    send_control(s, heartbeat_frame(), "heartbeat");
 }
 
 void Core::run_liveness(std::int64_t now) {
-  while (!timers_.empty() && timers_.top().first <= now) {
-    const auto [due, id] = timers_.top();
-    timers_.pop();
-    Session* s = find_session(id);
-    if (!s || s->next_check_ms != due) continue;  // stale entry
-    LivenessInput in;
-    in.now_ms = now;
-    in.last_seen_ms = s->last_seen_ms;
-    in.last_sent_ms = s->last_sent_ms;
-    in.interval_ms = s->heartbeat_ms;
-    in.pinged = s->pinged;
-    in.output_pending = s->has_output();
-    const LivenessDecision d = liveness_step(in);
-    if (d.state == LivenessState::kExpired) {
-      tombstone(s->routing_id, v1::ERROR_SESSION_EXPIRED);
-      drop_session(*s, CloseReason::kTimeout,
-                   "silent for " + std::to_string(now - s->last_seen_ms) + " ms");
-      continue;
+  liveness_.run(now, [&](LivenessTimers::Entry& e, LivenessTimers::Action action) {
+    Session* s = find_session(e.id);
+    if (!s) return;
+    switch (action) {
+      case LivenessTimers::Action::kExpire:
+        tombstone(s->routing_id, v1::ERROR_SESSION_EXPIRED);
+        drop_session(*s, CloseReason::kTimeout,
+                     "silent for " + std::to_string(now - e.last_seen_ms) + " ms");
+        return;
+      case LivenessTimers::Action::kPing: {
+        v1::Op op;
+        op.mutable_ping()->set_nonce(++s->ping_nonce);
+        send_control(*s, op);
+        spdlog::debug("ping name={} session={} silent_ms={}", s->name, s->session_id,
+                      now - e.last_seen_ms);
+        return;
+      }
+      case LivenessTimers::Action::kHeartbeat:
+        // Output waiting for the peer proves the broker alive when it leaves.
+        if (!s->has_output()) send_control(*s, heartbeat_frame(), "heartbeat");
+        return;
     }
-    if (d.send_ping) {
-      s->pinged = true;
-      v1::Op op;
-      op.mutable_ping()->set_nonce(++s->ping_nonce);
-      send_control(*s, op);
-      spdlog::debug("ping name={} session={} silent_ms={}", s->name, s->session_id,
-                    now - s->last_seen_ms);
-    }
-    if (d.send_heartbeat) {
-      v1::Op op;
-      op.mutable_heartbeat();
-      send_control(*s, op);
-    }
-    schedule(*s, d.next_check_ms);
-  }
+  });
 }
-
-}  // namespace curvebus::broker
-
-namespace curvebus::broker {
 
 // Keys with a not_after: a min-heap of (expiry, session), so a session is cut
 // when its key's validity ends, without scanning sessions.

@@ -17,7 +17,7 @@ constexpr std::size_t kEagerFlushOps = 64;
 
 Session* Core::find_session(const std::string& routing_id) {
   auto it = by_routing_id_.find(routing_id);
-  return it == by_routing_id_.end() ? nullptr : find_session(it->second);
+  return it == by_routing_id_.end() ? nullptr : it->second;
 }
 
 Session* Core::find_session(std::uint64_t id) {
@@ -56,7 +56,10 @@ bool Core::enqueue_delivery(Session& s, const Bytes& bytes) {
 }
 
 void Core::send_control(Session& s, const v1::Op& op) {
-  auto bytes = std::make_shared<const std::string>(encode_op(op));
+  send_control(s, std::make_shared<const std::string>(encode_op(op)), op_name(op.body_case()));
+}
+
+void Core::send_control(Session& s, const Bytes& bytes, const char* what) {
   // Control replies may use headroom beyond the delivery bound; a peer that
   // floods requests without reading eventually loses replies, counted and logged.
   if (s.pending_ops() >= config_.queue_limit + kControlHeadroomOps ||
@@ -66,13 +69,13 @@ void Core::send_control(Session& s, const v1::Op& op) {
     ++counters_.dropped;
     std::uint64_t suppressed = 0;
     if (log_drop_.allow(suppressed))
-      spdlog::warn("queue full, {} reply dropped name={} session={} queued={}{}",
-                   op_name(op.body_case()), s.name, s.session_id, s.pending_ops(),
+      spdlog::warn("queue full, {} reply dropped name={} session={} queued={}{}", what, s.name,
+                   s.session_id, s.pending_ops(),
                    suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
     return;
   }
   s.queue_bytes += bytes->size();
-  s.queue.push_back(std::move(bytes));
+  s.queue.push_back(bytes);
   mark_dirty(s);
 }
 
@@ -130,7 +133,7 @@ bool Core::flush_session(Session& s, bool may_drop) {
     counters_.bytes_out += s.stalled.size();
     s.messages_out += s.stalled_ops;
     s.queue_bytes -= s.stalled.size();
-    s.last_sent_ms = now;
+    liveness_.sent(s.alive, now);
     s.stalled.clear();
     s.stalled_ops = 0;
   }
@@ -194,6 +197,7 @@ void Core::drop_session(Session& s, CloseReason reason, const std::string& detai
   }
   for (const auto& pattern : s.subscriptions) tree_.unsubscribe(pattern, id);
   remove_provides(s);
+  liveness_.remove(s.alive);
   by_routing_id_.erase(s.routing_id);
   backlogged_.erase(id);
   if (s.ns && s.ns->sessions > 0) --s.ns->sessions;

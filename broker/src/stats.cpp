@@ -62,8 +62,8 @@ void Core::fill_client_info(const Session& s, v1::ClientInfo& info) const {
   info.set_session_id(s.session_id);
   info.set_address(s.address);
   info.set_connected_us(s.connected_us);
-  info.set_last_seen_us(now_us - (now_ms - s.last_seen_ms) * 1000);
-  info.set_heartbeat_state(s.pinged ? "pinged" : "alive");
+  info.set_last_seen_us(now_us - (now_ms - s.alive.last_seen_ms) * 1000);
+  info.set_heartbeat_state(s.alive.pinged ? "pinged" : "alive");
   for (const auto& p : s.subscriptions) info.add_subscriptions(p);
   info.set_queue_depth(static_cast<std::uint32_t>(s.pending_ops()));
   info.set_dropped(s.dropped);

@@ -1,8 +1,11 @@
 // Unit tests of the broker's building blocks: topic tree, token bucket,
-// liveness state machine, history selection, configuration parsing.
+// liveness timers, history selection, configuration parsing.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <memory>
+#include <random>
+#include <tuple>
 
 #include "core.hpp"  // literal_prefix
 #include "curvebus/broker/config.hpp"
@@ -111,51 +114,260 @@ TEST_CASE("token bucket with rate 0 is unlimited", "[broker][unit][rate_limiter]
   for (int i = 0; i < 10000; ++i) REQUIRE(b.take(0));
 }
 
-TEST_CASE("liveness: heartbeat after one interval without output", "[broker][unit][liveness]") {
-  LivenessInput in;
-  in.interval_ms = 100;
-  in.last_seen_ms = 1000;
-  in.last_sent_ms = 1000;
-  in.now_ms = 1050;
-  auto d = liveness_step(in);
-  CHECK(d.state == LivenessState::kAlive);
-  CHECK_FALSE(d.send_heartbeat);
-  CHECK(d.next_check_ms == 1100);
-  in.now_ms = 1100;
-  d = liveness_step(in);
-  CHECK(d.send_heartbeat);
-  CHECK_FALSE(d.send_ping);
-  CHECK(d.next_check_ms == 1200);
-  in.output_pending = true;  // something queued: no heartbeat needed
-  CHECK_FALSE(liveness_step(in).send_heartbeat);
+namespace {
+
+using Action = LivenessTimers::Action;
+
+// What LivenessTimers decided, in order: (time, id, action).
+struct Recorded {
+  std::int64_t at;
+  std::uint64_t id;
+  Action action;
+  bool operator==(const Recorded& o) const {
+    return at == o.at && id == o.id && action == o.action;
+  }
+};
+
+struct TimerRig {
+  LivenessTimers timers;
+  std::vector<std::unique_ptr<LivenessTimers::Entry>> entries;
+  std::vector<Recorded> log;
+  std::int64_t now = 0;
+
+  LivenessTimers::Entry& add(std::uint32_t interval) {
+    entries.push_back(std::make_unique<LivenessTimers::Entry>());
+    entries.back()->id = entries.size();
+    timers.add(*entries.back(), interval, now);
+    return *entries.back();
+  }
+  // Runs the timers at every millisecond up to `until`, as a loop that
+  // wakes at next_due() would, recording what they decide.
+  void run_until(std::int64_t until) {
+    while (now < until) {
+      now = std::min(until, std::max(now + 1, timers.next_due()));
+      timers.run(now, [&](LivenessTimers::Entry& e, Action a) { log.push_back({now, e.id, a}); });
+    }
+  }
+  std::size_t count(Action a) const {
+    return static_cast<std::size_t>(
+        std::count_if(log.begin(), log.end(), [&](const Recorded& r) { return r.action == a; }));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("liveness: a silent peer gets one PING after two intervals and expires after three",
+          "[broker][unit][liveness]") {
+  TimerRig rig;
+  rig.now = 1000;
+  auto& e = rig.add(100);
+  rig.run_until(1199);
+  CHECK(rig.count(Action::kPing) == 0);
+  rig.run_until(1200);
+  REQUIRE(rig.count(Action::kPing) == 1);
+  CHECK(rig.log.back() == Recorded{1200, e.id, Action::kPing});
+  CHECK(e.pinged);
+  rig.run_until(1299);
+  CHECK(rig.count(Action::kPing) == 1);  // one PING per silence
+  CHECK(rig.count(Action::kExpire) == 0);
+  rig.run_until(1300);
+  CHECK(rig.log.back() == Recorded{1300, e.id, Action::kExpire});
+  CHECK(rig.timers.size() == 0);
+  CHECK(e.group == nullptr);
+  rig.run_until(2000);
+  CHECK(rig.log.size() == 3);  // PING, HEARTBEAT (1100: nothing sent for I), EXPIRE
+  CHECK(rig.count(Action::kHeartbeat) == 1);
 }
 
-TEST_CASE("liveness: ping after two silent intervals, expire after three",
+TEST_CASE("liveness: hearing from a pinged peer makes it alive and restarts its silence",
           "[broker][unit][liveness]") {
-  LivenessInput in;
-  in.interval_ms = 100;
-  in.last_seen_ms = 1000;
-  in.last_sent_ms = 1150;
-  in.now_ms = 1199;
-  CHECK_FALSE(liveness_step(in).send_ping);
-  in.now_ms = 1200;
-  auto d = liveness_step(in);
-  CHECK(d.send_ping);
-  CHECK_FALSE(d.send_heartbeat);  // the ping counts as output
-  CHECK(d.state == LivenessState::kPinged);
-  CHECK(d.next_check_ms == 1300);
-  in.pinged = true;
-  in.last_sent_ms = 1200;
-  in.now_ms = 1299;
-  d = liveness_step(in);
-  CHECK_FALSE(d.send_ping);  // one ping per silence
-  CHECK(d.state == LivenessState::kPinged);
-  in.now_ms = 1300;
-  CHECK(liveness_step(in).state == LivenessState::kExpired);
-  // Hearing from the peer (last_seen moves) brings it back to alive.
-  in.pinged = false;
-  in.last_seen_ms = 1290;
-  CHECK(liveness_step(in).state == LivenessState::kAlive);
+  TimerRig rig;
+  auto& e = rig.add(100);
+  rig.run_until(250);
+  REQUIRE(e.pinged);
+  rig.timers.heard(e, 290);
+  CHECK_FALSE(e.pinged);
+  rig.run_until(489);
+  CHECK(rig.count(Action::kExpire) == 0);
+  CHECK(rig.count(Action::kPing) == 1);
+  rig.run_until(490);  // 2 I after 290: pinged again
+  CHECK(rig.count(Action::kPing) == 2);
+  rig.run_until(590);
+  CHECK(rig.count(Action::kExpire) == 1);
+}
+
+TEST_CASE(
+    "liveness: a relaxed session (interval of 1 s or more) has about every second heartbeat "
+    "answered, and hears the broker at least every 2.5 intervals",
+    "[broker][unit][liveness]") {
+  TimerRig rig;
+  auto& e = rig.add(1000);
+  int answers = 0;
+  std::int64_t last_broker = 0, worst_gap = 0;
+  auto broker_sent = [&](std::int64_t t) {
+    worst_gap = std::max(worst_gap, t - last_broker);
+    last_broker = t;
+  };
+  // The peer sends a HEARTBEAT 1000-1100 ms after its previous one (a 100 ms tick).
+  std::int64_t t = 0;
+  for (int i = 0; i < 100; ++i) {
+    t += 1000 + (i * 37) % 101;
+    const std::size_t before = rig.log.size();
+    rig.run_until(t);
+    for (std::size_t k = before; k < rig.log.size(); ++k) broker_sent(rig.log[k].at);
+    if (rig.timers.heard(e, t)) {
+      ++answers;
+      rig.timers.sent(e, t);
+      broker_sent(t);
+    }
+  }
+  CHECK(rig.count(Action::kPing) == 0);
+  CHECK(rig.count(Action::kExpire) == 0);
+  CHECK(rig.count(Action::kHeartbeat) == 0);  // the answers come first
+  CHECK(answers >= 45);
+  CHECK(answers <= 55);
+  CHECK(worst_gap <= 2500);
+}
+
+TEST_CASE(
+    "liveness: an eager session (interval under 1 s) hears the broker at least once per "
+    "interval, and every message after half an interval of broker silence is answered",
+    "[broker][unit][liveness]") {
+  TimerRig rig;
+  auto& e = rig.add(125);
+  std::int64_t t = 0, last_broker = 0, worst_gap = 0;
+  for (int i = 0; i < 40; ++i) {
+    t += 60 + (i * 7) % 120;
+    const std::size_t before = rig.log.size();
+    rig.run_until(t);
+    for (std::size_t k = before; k < rig.log.size(); ++k) {
+      worst_gap = std::max(worst_gap, rig.log[k].at - last_broker);
+      last_broker = rig.log[k].at;
+    }
+    const bool owed = t - e.last_sent_ms >= 62;
+    REQUIRE(rig.timers.heard(e, t) == owed);
+    if (owed) {
+      rig.timers.sent(e, t);
+      worst_gap = std::max(worst_gap, t - last_broker);
+      last_broker = t;
+    }
+  }
+  CHECK(rig.count(Action::kHeartbeat) > 0);  // peers slower than I get the broker's own
+  CHECK(rig.count(Action::kPing) == 0);
+  CHECK(worst_gap <= 125);
+}
+
+TEST_CASE("liveness: a peer that only receives is sent nothing extra while output flows",
+          "[broker][unit][liveness]") {
+  TimerRig rig;
+  auto& e = rig.add(1000);
+  for (std::int64_t t = 100; t <= 10000; t += 100) {
+    rig.run_until(t);
+    rig.timers.sent(e, t);                                   // deliveries every 100 ms
+    if (t % 1000 == 0) CHECK_FALSE(rig.timers.heard(e, t));  // its heartbeats need no answer
+  }
+  CHECK(rig.log.empty());
+}
+
+TEST_CASE("liveness: a second REGISTER with another interval keeps the session's times",
+          "[broker][unit][liveness]") {
+  TimerRig rig;
+  auto& e = rig.add(1000);
+  rig.timers.heard(e, 500);
+  rig.now = 600;
+  rig.timers.add(e, 100, rig.now);
+  CHECK(e.last_seen_ms == 500);
+  CHECK(e.interval_ms == 100);
+  rig.run_until(800);
+  CHECK(rig.count(Action::kPing) == 1);  // 2 x 100 ms after 500 (due at 700)
+  CHECK(rig.log.front().at <= 700);
+}
+
+TEST_CASE("liveness: the timers decide what scanning every session every millisecond decides",
+          "[broker][unit][liveness]") {
+  // A model: the rules of liveness.hpp applied to every session at every
+  // millisecond.  Random peers of a few intervals speak, go quiet, come back,
+  // and the broker's output leaves at random times; both must agree.
+  struct Model {
+    std::uint64_t id;
+    std::uint32_t interval;
+    std::int64_t seen = 0, sent = 0;
+    bool pinged = false, gone = false;
+  };
+  std::mt19937 rng(42);
+  TimerRig rig;
+  std::vector<Model> model;
+  const std::uint32_t intervals[] = {100, 150, 1000, 1200};
+  for (int i = 0; i < 40; ++i) {
+    auto& e = rig.add(intervals[i % 4]);
+    model.push_back({e.id, intervals[i % 4]});
+  }
+  std::vector<Recorded> expected;
+  for (std::int64_t t = 1; t <= 20000; ++t) {
+    // The model's decisions at t (the same order as run(): per session).
+    for (auto& m : model) {
+      if (m.gone) continue;
+      const std::int64_t i = m.interval;
+      if (t - m.seen >= 3 * i) {
+        m.gone = true;
+        expected.push_back({t, m.id, Action::kExpire});
+        continue;
+      }
+      if (!m.pinged && t - m.seen >= 2 * i) {
+        m.pinged = true;
+        m.sent = t;
+        expected.push_back({t, m.id, Action::kPing});
+      }
+      if (t - m.sent >= LivenessTimers::heartbeat_after_ms(m.interval)) {
+        m.sent = t;
+        expected.push_back({t, m.id, Action::kHeartbeat});
+      }
+    }
+    rig.run_until(t);
+    // Random events at t, after the timers ran.
+    for (std::size_t k = 0; k < model.size(); ++k) {
+      auto& m = model[k];
+      if (m.gone) continue;
+      auto& e = *rig.entries[k];
+      const bool quiet_phase = (t / 3000 + k) % 3 == 0;  // every third 3 s, some peers go quiet
+      if (!quiet_phase && rng() % m.interval == 0) {
+        m.seen = t;
+        m.pinged = false;
+        const bool answer = t - m.sent >= LivenessTimers::answer_after_ms(m.interval);
+        REQUIRE(rig.timers.heard(e, t) == answer);
+      }
+      if (rng() % (4 * m.interval) == 0) {
+        m.sent = t;
+        rig.timers.sent(e, t);
+      }
+    }
+  }
+  auto key = [](const Recorded& r) {
+    return std::make_tuple(r.at, r.id, static_cast<int>(r.action));
+  };
+  auto sorted = [&](std::vector<Recorded> v) {
+    std::sort(v.begin(), v.end(),
+              [&](const Recorded& a, const Recorded& b) { return key(a) < key(b); });
+    return v;
+  };
+  REQUIRE(expected.size() > 50);
+  CHECK(rig.count(Action::kExpire) > 5);
+  CHECK(sorted(rig.log) == sorted(expected));
+}
+
+TEST_CASE("liveness: 10,000 live sessions cost the timers no visit", "[broker][unit][liveness]") {
+  TimerRig rig;
+  for (int i = 0; i < 10000; ++i) rig.add(1000);
+  // Every peer speaks once a second, in turn; the broker answers when owed.
+  for (std::int64_t t = 1; t <= 10000; ++t) {
+    rig.run_until(t);
+    for (int k = 0; k < 10000; k += 1000) {
+      auto& e = *rig.entries[static_cast<std::size_t>((t + k) % 10000)];
+      if (rig.timers.heard(e, t)) rig.timers.sent(e, t);
+    }
+  }
+  CHECK(rig.log.empty());
+  CHECK(rig.timers.size() == 10000);
 }
 
 namespace {

@@ -67,8 +67,8 @@ struct Harness {
     s->ns = &core->name_state(s->name);
     s->rights = entries[i];
     s->heartbeat_ms = 1000;
-    s->last_seen_ms = s->last_sent_ms = steady_ms();
-    core->by_routing_id_[rid] = s->id;
+    s->alive.id = s->id;
+    core->by_routing_id_[rid] = s.get();
     ++s->ns->sessions;
     core->sessions_.emplace(s->id, std::move(s));
     return rid;
@@ -88,7 +88,6 @@ struct Harness {
     }
     core->dirty_.clear();
     core->backlogged_.clear();
-    while (!core->timers_.empty()) core->timers_.pop();
     if (core->topics_.size() >= 1500) {
       std::vector<std::string> names;
       for (const auto& [name, t] : core->topics_) names.push_back(name);
