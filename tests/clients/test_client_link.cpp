@@ -279,9 +279,9 @@ TEST_CASE("client: publications made at full speed leave many per ZeroMQ message
 TEST_CASE("client: a frame the delivery scan declines reaches the handlers with the same fields",
           "[client][deliver]") {
   FakeBroker fb;
+  Inbox in;  // before the client: its handler uses it
   Client c(fb.options());
   REQUIRE(connect_to(c, fb));
-  Inbox in;
   REQUIRE(subscribe_to(c, fb, {"a/#"}, in.handler()));
 
   // DELIVER, PING, DELIVER with a field this client does not know (protobuf
@@ -332,9 +332,9 @@ TEST_CASE(
     "order, and sequence gaps are counted",
     "[client][deliver]") {
   FakeBroker fb;
+  Inbox all, one;  // before the client: its handlers use them
   Client c(fb.options());
   REQUIRE(connect_to(c, fb));
-  Inbox all, one;
   REQUIRE(subscribe_to(c, fb, {"s/#"}, all.handler()));
   REQUIRE(subscribe_to(c, fb, {"s/a"}, one.handler()));
 

@@ -78,8 +78,9 @@ std::uint64_t broker_dropped(Client& admin) {
 void run_full_speed(std::size_t subscribers, std::size_t size, std::size_t n) {
   Env env;
   REQUIRE(env.started);
-  std::vector<std::unique_ptr<Client>> subs;
+  // The checks outlive the clients whose I/O threads call them.
   std::vector<std::unique_ptr<SeqCheck>> checks;
+  std::vector<std::unique_ptr<Client>> subs;
   for (std::size_t i = 0; i < subscribers; ++i) {
     subs.push_back(std::make_unique<Client>(env.options("bob")));
     REQUIRE(subs.back()->connect(5000ms));
@@ -143,11 +144,11 @@ TEST_CASE("client: handlers follow subscribe and unsubscribe from the next deliv
           "[client][stream]") {
   Env env;
   REQUIRE(env.started);
+  std::mutex mu;  // before the clients: their handlers use it
+  std::vector<std::string> seen;
   Client sub(env.options("bob")), pub(env.options("alice"));
   REQUIRE(sub.connect(5000ms));
   REQUIRE(pub.connect(5000ms));
-  std::mutex mu;
-  std::vector<std::string> seen;
   auto tagged = [&](const std::string& tag) {
     return [&, tag](const Message& m) {
       std::lock_guard<std::mutex> lock(mu);
