@@ -454,7 +454,7 @@ Status RetainedLog::append(const std::vector<const Map::value_type*>& changes) {
   Sink sink(fd_, file_end_);
   for (const auto* change : changes) sink.record(change->first, change->second.get());
   if (!sink.drain()) return fail("write", sink.error());
-  if (::fdatasync(fd_) != 0) return fail("fsync", errno);
+  if (sync_file(fd_, true) != 0) return fail("fsync", errno);
   file_end_ = sink.offset();
   last_failed_ = false;
   appends_.fetch_add(changes.size(), std::memory_order_relaxed);
@@ -481,7 +481,7 @@ Status RetainedLog::rewrite() {
   sink.raw(header, sizeof header);
   for (const auto& [topic, value] : live_) sink.record(topic, value.get());
   if (!sink.drain()) return give_up("write", sink.error());
-  if (::fsync(fd) != 0) return give_up("fsync", errno);
+  if (sync_file(fd, false) != 0) return give_up("fsync", errno);
   if (std::rename(tmp.c_str(), opts_.path.c_str()) != 0) return give_up("rename", errno);
   // The new file is in place; the rename lasts only once the directory is synced.
   close_fd(fd_);
@@ -489,7 +489,7 @@ Status RetainedLog::rewrite() {
   file_end_ = sink.offset();
   file_bytes_.store(file_end_, std::memory_order_relaxed);
   int dir = ::open(directory_of(opts_.path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0 || ::fsync(dir) != 0) {
+  if (dir < 0 || sync_file(dir, false) != 0) {
     const int err = errno;
     close_fd(dir);
     return fail("fsync directory", err);  // rewrite_needed_ stays: try it all again
@@ -508,6 +508,11 @@ Status RetainedLog::rewrite() {
                   live_.size(), before, file_end_, ms);
   }
   return Status::Ok();
+}
+
+int RetainedLog::sync_file(int fd, bool data_only) {
+  if (opts_.sync) return opts_.sync(fd);
+  return data_only ? ::fdatasync(fd) : ::fsync(fd);
 }
 
 Status RetainedLog::fail(const char* what, int err) {

@@ -76,6 +76,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -96,6 +97,12 @@ class RetainedLog {
     std::uint32_t sync_ms = 1000;                // write + fsync at most this often
     std::uint64_t compact_min_bytes = 1u << 20;  // never compact a smaller file
     double compact_ratio = 2.0;                  // compact when file bytes > ratio * live bytes
+    // Test seam: called on the writer thread instead of each fdatasync/fsync
+    // (of the log, of a rewritten file, of its directory), with the
+    // descriptor; returns 0 or -1 with errno set, as those calls do.  A test
+    // makes it slow (the disk of a Raspberry Pi's SD card) or fail.  Null:
+    // the real calls.
+    std::function<int(int fd)> sync;
   };
 
   struct Loaded {
@@ -157,6 +164,7 @@ class RetainedLog {
   Status append(const std::vector<const Map::value_type*>& changes);
   Status rewrite();  // writes the live set to a new file, renames it over the log
   Status fail(const char* what, int err);  // counts, logs, schedules a rewrite
+  int sync_file(int fd, bool data_only);   // Options::sync, or fdatasync/fsync
   bool compaction_due(std::uint64_t file_bytes) const;
 
   const Options opts_;
