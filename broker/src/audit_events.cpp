@@ -14,7 +14,7 @@ void Core::audit(std::string_view event, std::string_view who,
                  std::initializer_list<AuditField> fields) {
   if (!audit_) return;
   std::string line;
-  if (audit_->record(steady_ms(), event, who, fields, &line))
+  if (audit_->record(now_ms(), event, who, fields, &line))
     publish_sys("$SYS/audit/" + std::string(event), line, false);
 }
 

@@ -88,13 +88,18 @@ const char* reason_name(CloseReason r) {
   return "closed";
 }
 
-Core::Core(Config config) : config_(std::move(config)) {
+Core::Core(Config config, Environment env)
+    : config_(std::move(config)),
+      env_(std::move(env)),
+      clock_(env_.clock ? env_.clock : &system_clock()),
+      writer_(env_.writer ? env_.writer : &router_writer_) {
+  refresh_clock();
   topic_rules_.max_bytes = config_.max_topic_bytes;
   topic_rules_.max_levels = config_.max_topic_levels;
   config_.min_heartbeat_ms = std::min(config_.min_heartbeat_ms, config_.heartbeat_ms);
   config_.max_heartbeat_ms = std::max(config_.max_heartbeat_ms, config_.heartbeat_ms);
   broker_id_ = random_id();
-  started_us_ = wall_clock_us();
+  started_us_ = now_us();
   name_state("$SYS");  // owner 0: the broker's own publications
 }
 
@@ -111,17 +116,25 @@ std::string Core::peer_id(std::size_t listener, const void* rid, std::size_t siz
   return id;
 }
 
-bool Core::send_to(const std::string& peer, const void* data, std::size_t size) {
-  const std::size_t index = static_cast<std::size_t>(peer.front() - '0');
-  void* router = listeners_[index].router.handle();
-  if (zmq_send(router, peer.data() + 1, peer.size() - 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-    send_errno_ = zmq_errno();
-    return false;
+const std::string& Core::listener_endpoint(const std::string& peer) const {
+  static const std::string none;
+  const auto index = static_cast<std::size_t>(static_cast<unsigned char>(peer.front()) - '0');
+  return peer.empty() || index >= listeners_.size() ? none : listeners_[index].endpoint;
+}
+
+void Core::refresh_clock() {
+  now_ms_ = clock_->steady_ms();
+  now_us_ = clock_->wall_us();
+}
+
+PeerWriter::Result Core::write(const std::string& peer, std::string_view message, std::size_t ops) {
+  const PeerWriter::Result r = writer_->write(peer, message);
+  if (r == PeerWriter::Result::kSent) {
+    ++counters_.frames_out;
+    counters_.messages_out += ops;
+    counters_.bytes_out += message.size();
   }
-  // Once the routing id is accepted, ROUTER takes the body (or drops it when
-  // the pipe closed meanwhile, which the next flush notices).
-  zmq_send(router, data, size, ZMQ_DONTWAIT);
-  return true;
+  return r;
 }
 
 namespace {
@@ -312,19 +325,7 @@ Status Core::start() {
     if (!n) return Status::Error(n.status().message(), "KEYS");
     next = std::move(*n);
   }
-  auto acl = AllowList::load_file(config_.acl_path);
-  if (!acl) return Status::Error(acl.status().message(), "CONFIG");
-  acl_ = std::move(*acl);
-  if (!config_.revocations_file.empty()) {
-    auto revoked = RevocationList::load_file(config_.revocations_file);
-    if (!revoked) return Status::Error(revoked.status().message(), "CONFIG");
-    revocations_ = std::move(*revoked);
-  }
-  AuditLog::Options audit_options;
-  audit_options.path = config_.audit_file;
-  audit_options.max_bytes = config_.audit_max_bytes;
-  audit_ = std::make_unique<AuditLog>(audit_options);
-  if (Status s = audit_->open(); !s) return s;
+  if (Status s = open(); !s) return s;
 
   try {
     // Before the first socket: libzmq starts its I/O threads with it.
@@ -376,12 +377,59 @@ Status Core::start() {
       config_.history_depth, config_.max_topics, config_.max_sessions_per_name, config_.work_budget,
       config_.memory_budget_bytes, config_.name_quota_bytes, config_.topic_idle_s,
       config_.stats_interval_s, config_.io_threads);
-  load_retained();
-  const std::int64_t now = steady_ms();
-  next_stats_ms_ = config_.stats_interval_s ? now + config_.stats_interval_s * 1000LL : 0;
-  next_sweep_ms_ = now + 1000;
   started_ = true;
   return Status::Ok();
+}
+
+Status Core::open() {
+  google::protobuf::SetLogHandler(&protobuf_log);
+  auto acl = AllowList::load_file(config_.acl_path);
+  if (!acl) return Status::Error(acl.status().message(), "CONFIG");
+  acl_ = std::move(*acl);
+  if (!config_.revocations_file.empty()) {
+    auto revoked = RevocationList::load_file(config_.revocations_file);
+    if (!revoked) return Status::Error(revoked.status().message(), "CONFIG");
+    revocations_ = std::move(*revoked);
+  }
+  AuditLog::Options audit_options;
+  audit_options.path = config_.audit_file;
+  audit_options.max_bytes = config_.audit_max_bytes;
+  audit_ = std::make_unique<AuditLog>(audit_options);
+  if (Status s = audit_->open(); !s) return s;
+  refresh_clock();
+  load_retained();
+  next_stats_ms_ = config_.stats_interval_s ? now_ms() + config_.stats_interval_s * 1000LL : 0;
+  next_sweep_ms_ = now_ms() + 1000;
+  return Status::Ok();
+}
+
+void Core::begin_turn() {
+  refresh_clock();
+  turn_units_ = kTurnUnits;
+  serve_backlogs();
+}
+
+void Core::input(const std::string& peer, const void* data, std::size_t size,
+                 const PeerMeta& meta) {
+  refresh_clock();
+  on_input(peer, data, size, meta.user.empty() ? nullptr : meta.user.c_str(),
+           [&meta] { return meta; });
+}
+
+void Core::end_turn() {
+  refresh_clock();
+  const std::int64_t now = now_ms();
+  run_liveness(now);
+  run_key_expiry(now);
+  run_stats(now);
+  if (now >= next_sweep_ms_) sweep_topics(now);
+  report_refusals(now);
+  run_audit(now);
+  flush_all();
+}
+
+std::int64_t Core::next_wakeup_ms() const {
+  return now_ms() + poll_timeout_ms(now_ms());
 }
 
 void Core::stop() {
@@ -414,6 +462,7 @@ void Core::drain_listener(std::size_t index) {
     zmq::message_t body;
     if (!router.recv(body, zmq::recv_flags::dontwait)) return;
     const std::string peer = peer_id(index, rid.data(), rid.size());
+    refresh_clock();
     if (body.more()) {  // the protocol is one part per message
       std::size_t bytes = body.size();
       bool extra = true;
@@ -442,7 +491,8 @@ int Core::run() {
     items.push_back({l.router.handle(), 0, ZMQ_POLLIN, 0});
   }
   while (!stopping_.load()) {
-    const long timeout = poll_timeout_ms(steady_ms());
+    refresh_clock();
+    const long timeout = poll_timeout_ms(now_ms());
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout));
     } catch (const zmq::error_t& e) {
@@ -451,6 +501,7 @@ int Core::run() {
       return 1;
     }
     if (items[0].revents & ZMQ_POLLIN) break;
+    refresh_clock();
     try {
       // ZAP first: handshakes waiting on it hold up the peers' first messages.
       if (items[1].revents & ZMQ_POLLIN) handle_zap();
@@ -459,18 +510,10 @@ int Core::run() {
       // One turn's work: deferred input first (oldest), then new messages,
       // until the turn's budget is spent; what is left waits for the next
       // turn, so one peer's huge frame never holds up the others for long.
-      turn_units_ = kTurnUnits;
-      serve_backlogs();
+      begin_turn();
       for (std::size_t i = 0; i < listeners_.size(); ++i)
         if (items[3 + 2 * i].revents & ZMQ_POLLIN) drain_listener(i);
-      const std::int64_t now = steady_ms();
-      run_liveness(now);
-      run_key_expiry(now);
-      run_stats(now);
-      if (now >= next_sweep_ms_) sweep_topics(now);
-      report_refusals(now);
-      run_audit(now);
-      flush_all();
+      end_turn();
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       if (e.num() == ETERM) break;

@@ -22,6 +22,7 @@
 #include <zmq.hpp>
 
 #include "audit.hpp"
+#include "clock.hpp"
 #include "curvebus/acl.hpp"
 #include "curvebus/broker/broker.hpp"
 #include "curvebus/broker/config.hpp"
@@ -35,6 +36,7 @@
 #include "curvebus/text.hpp"
 #include "curvebus/topic.hpp"
 #include "log_limiter.hpp"
+#include "peer_writer.hpp"
 #include "retained_log.hpp"
 
 namespace curvebus::broker {
@@ -158,16 +160,14 @@ struct Counters {
   std::uint64_t quota_refused = 0, sessions_refused = 0, topics_freed = 0, input_deferred = 0;
 };
 
-// One bound ROUTER socket with its own server key.  A second listener serves
-// the next broker key during a key rotation; sessions remember theirs.
-struct Listener {
-  zmq::socket_t router;
-  zmq::socket_t monitor;  // its socket monitor (handshakes, connections)
-  std::string endpoint;
-  std::string server_fp;  // fingerprint of the server key it serves
-  // The listeners of one endpoint, one per I/O thread (broker.cpp): indexes
-  // [first_shard, first_shard + shards) of Core::listeners_.
-  std::size_t first_shard = 0, shards = 1;
+// What a core gets from outside besides its Config.  The broker executable
+// passes nothing (the system clock, the ROUTER sockets); the in-process
+// harness passes its own (testing/harness.hpp).
+struct Environment {
+  Clock* clock = nullptr;        // null: system_clock()
+  PeerWriter* writer = nullptr;  // null: the listeners' ROUTER sockets (RouterWriter)
+  // RetainedLog::Options::sync: null is fdatasync/fsync.
+  std::function<int(int fd)> retained_sync;
 };
 
 // What a topic costs besides its publications (map nodes, the Topic, its
@@ -205,8 +205,9 @@ std::string to_json(const google::protobuf::Message& m);
 
 class Core {
  public:
-  explicit Core(Config config);
+  explicit Core(Config config, Environment env = {});
   ~Core();
+  // The broker: keys, open(), then the sockets.
   Status start();
   int run();
   void stop();
@@ -214,15 +215,41 @@ class Core {
     return listeners_.empty() ? std::string() : listeners_[0].endpoint;
   }
 
+  // ---- in process: the core without sockets (the seam tests use)
+  // Reads the allow-list, revocations, audit trail and retained values; no
+  // socket.  start() calls it.
+  Status open();
+  // One loop turn around input: begin_turn() sets the turn's work budget and
+  // serves deferred input; input() is one incoming message from `peer` (as a
+  // ROUTER hands it over, with what its handshake proved); end_turn() runs
+  // what is due (liveness, key expiry, stats, sweeps, owed refusals, audit)
+  // and flushes every session's output through the PeerWriter.
+  void begin_turn();
+  void input(const std::string& peer, const void* data, std::size_t size, const PeerMeta& meta);
+  void end_turn();
+  // When the next end_turn() has something to do (steady ms).
+  std::int64_t next_wakeup_ms() const;
+  // Input left for later turns (a large frame served in slices).
+  bool has_deferred_input() const { return !backlog_.empty(); }
+  // A session holds `peer`'s routing id.
+  bool has_session(const std::string& peer) const { return by_routing_id_.count(peer) != 0; }
+  // The clock's values, read once per turn and per incoming message.
+  std::int64_t now_ms() const { return now_ms_; }
+  std::int64_t now_us() const { return now_us_; }
+
   // ---- event loop (broker.cpp)
   void drain_listener(std::size_t index);
   long poll_timeout_ms(std::int64_t now) const;
+  void refresh_clock();
   // The session-table key of a peer: one tag byte for the listener, then the
   // ROUTER's routing id.  Two listeners may hand out equal routing ids.
   static std::string peer_id(std::size_t listener, const void* rid, std::size_t size);
-  // Sends one message to a peer (routing id + body); false with errno as zmq_send's.
-  bool send_to(const std::string& peer, const void* data, std::size_t size);
-  int send_errno_ = 0;
+  // The endpoint of the listener a peer came through ("" in process).
+  const std::string& listener_endpoint(const std::string& peer) const;
+  // The one place output leaves: `message` (`ops` encoded ops) to `peer`
+  // through the PeerWriter, counted (frames_out, messages_out, bytes_out)
+  // when taken.
+  PeerWriter::Result write(const std::string& peer, std::string_view message, std::size_t ops);
 
   // ---- authentication and audit (zap.cpp, monitor.cpp, audit_events.cpp)
   void handle_zap();
@@ -363,12 +390,17 @@ class Core {
 
   // ---- state
   Config config_;
+  Environment env_;
+  Clock* clock_;
+  std::int64_t now_ms_ = 0, now_us_ = 0;
   TopicRules topic_rules_;
   std::string broker_id_;
   std::int64_t started_us_ = 0;
 
   zmq::context_t context_;
   std::vector<Listener> listeners_;
+  RouterWriter router_writer_{listeners_};
+  PeerWriter* writer_;
   zmq::socket_t zap_;
   int stop_pipe_[2] = {-1, -1};
   std::atomic<bool> stopping_{false};

@@ -52,7 +52,7 @@ void Core::dispatch_op(const std::string& peer, const PeerMeta& meta, v1::Op& op
 
 bool Core::charge_work(Session& s, double units, std::uint64_t request_id, const char* answers) {
   NameState& ns = *s.ns;
-  const std::int64_t now = steady_ms();
+  const std::int64_t now = now_ms();
   if (ns.work.available(now)) {
     ns.work.spend(now, units);
     return true;
@@ -224,19 +224,15 @@ void Core::reply_unregistered(const std::string& routing_id, v1::ErrorCode code,
   auto it = unregistered_limit_.find(routing_id);
   if (it == unregistered_limit_.end())
     it = unregistered_limit_.emplace(routing_id, TokenBucket(5, 5)).first;
-  if (!it->second.take(steady_ms())) return;
+  if (!it->second.take(now_ms())) return;
   v1::Op op;
   auto* e = op.mutable_error();
   e->set_request_id(request_id);
   e->set_code(code);
   e->set_message(message);
   e->set_answers(answers);
-  const std::string bytes = encode_op(op);
-  if (!send_to(routing_id, bytes.data(), bytes.size())) return;
+  if (write(routing_id, encode_op(op), 1) != PeerWriter::Result::kSent) return;
   ++counters_.errors_sent;
-  ++counters_.frames_out;
-  ++counters_.messages_out;
-  counters_.bytes_out += bytes.size();
   spdlog::debug("error to unregistered peer code={} answers={}", error_code_name(code), answers);
 }
 

@@ -56,13 +56,13 @@ Status Core::reload_acl(std::string& summary) {
 
   // Identity is the key: a session survives only if its key is still on the
   // list, under the same name, valid and not revoked.
-  const std::int64_t now_us = wall_clock_us();
+  const std::int64_t at_us = now_us();
   std::size_t cut = 0, removed_subscriptions = 0;
   std::vector<Session*> all;
   for (const auto& [id, s] : sessions_) all.push_back(s.get());
   for (Session* s : all) {
     v1::ErrorCode code = v1::ERROR_REVOKED;
-    const std::string why = key_refusal(s->key, s->name, now_us, &code);
+    const std::string why = key_refusal(s->key, s->name, at_us, &code);
     if (!why.empty()) {
       audit("session_cut", s->name,
             {{"name", s->name}, {"fp", s->fingerprint}, {"reason", why}, {"by", "reload"}});
@@ -126,7 +126,7 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
   auto* r = op.mutable_admin_reply();
   r->set_request_id(rid);
   r->set_command(req.command());
-  const std::int64_t now_us = wall_clock_us();
+  const std::int64_t at_us = now_us();
   switch (req.command()) {
     case v1::ADMIN_STATUS:
     case v1::ADMIN_STATS:
@@ -175,7 +175,7 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
         fail(v1::ERROR_NOT_FOUND, "'" + arg + "' is not on the allow-list");
         return;
       }
-      Revocation rev{Revocation::Kind::kName, arg, admin_name, now_us, req.reason()};
+      Revocation rev{Revocation::Kind::kName, arg, admin_name, at_us, req.reason()};
       const bool added = revocations_.add(rev);
       const Status saved = save_revocations();
       const std::size_t n =
@@ -197,7 +197,7 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
       }
       const std::string key = *resolved;
       const std::string fp = key_fingerprint(key);
-      Revocation rev{Revocation::Kind::kKey, key, admin_name, now_us, req.reason()};
+      Revocation rev{Revocation::Kind::kKey, key, admin_name, at_us, req.reason()};
       const bool added = revocations_.add(rev);
       const Status saved = save_revocations();
       const std::size_t n =

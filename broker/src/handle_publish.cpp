@@ -32,7 +32,7 @@ void Core::handle_publish(Session& s, const PublishView& req) {
   // buffer keeps its capacity, so the hot path does not allocate for it.
   topic_scratch_.assign(req.topic.data(), req.topic.size());
   const std::string& topic = topic_scratch_;
-  const std::int64_t now = steady_ms();
+  const std::int64_t now = now_ms();
   op_work_ += 1;
   if (!s.ns->publish.take(now)) {
     // Coalesced: at most one ERROR per ~100 ms per session, carrying the count
@@ -117,8 +117,8 @@ Core::RouteStatus Core::route(const std::string& topic_name, std::string_view pa
                               RouteResult& result) {
   auto it = topics_.find(topic_name);
   Topic* tp = it == topics_.end() ? nullptr : it->second.get();
-  const std::int64_t now_us = wall_clock_us();
-  const std::int64_t now_ms = steady_ms();
+  const std::int64_t at_us = now_us();
+  const std::int64_t at_ms = now_ms();
 
   // Encoded once, straight from the fields; every subscriber queue and the
   // history share these bytes.
@@ -127,7 +127,7 @@ Core::RouteStatus Core::route(const std::string& topic_name, std::string_view pa
   d.payload = payload;
   d.seq = (tp ? tp->seq : 0) + 1;
   d.publisher = publisher.name;
-  d.timestamp_us = now_us;
+  d.timestamp_us = at_us;
   d.content_type = content_type;
   auto encoded = std::make_shared<std::string>();
   encode_deliver(d, *encoded);
@@ -170,12 +170,12 @@ Core::RouteStatus Core::route(const std::string& topic_name, std::string_view pa
   result.seq = ++t.seq;
   ++t.messages;
   ++counters_.publications;
-  t.last_publish_us = now_us;
-  t.last_active_ms = now_ms;
-  if (now_ms - t.window_start_ms >= kRateWindowMs) {
+  t.last_publish_us = at_us;
+  t.last_active_ms = at_ms;
+  if (at_ms - t.window_start_ms >= kRateWindowMs) {
     t.rate = static_cast<double>(t.window_count) * 1000.0 /
-             static_cast<double>(std::max<std::int64_t>(kRateWindowMs, now_ms - t.window_start_ms));
-    t.window_start_ms = now_ms;
+             static_cast<double>(std::max<std::int64_t>(kRateWindowMs, at_ms - t.window_start_ms));
+    t.window_start_ms = at_ms;
     t.window_count = 0;
   }
   ++t.window_count;
@@ -201,7 +201,7 @@ Core::RouteStatus Core::route(const std::string& topic_name, std::string_view pa
     if (topic_name.front() != '$') persist_retained(topic_name, t.retained);
   }
   charge(publisher.owner, static_cast<std::int64_t>(bytes->size()));
-  t.history.add({result.seq, now_us, bytes, publisher.owner}, [&](const StoredPublication& p) {
+  t.history.add({result.seq, at_us, bytes, publisher.owner}, [&](const StoredPublication& p) {
     charge(p.owner, -static_cast<std::int64_t>(p.encoded ? p.encoded->size() : 0));
   });
 

@@ -50,7 +50,7 @@ void Core::handle_pull(Session& s, const v1::Pull& req) {
   // Copying history costs in proportion to its bytes (at most history_bytes).
   const double units = static_cast<double>(bytes) / 1024;
   op_work_ += units;
-  s.ns->work.spend(steady_ms(), units);
+  s.ns->work.spend(now_ms(), units);
   send_control(s, op);
 }
 

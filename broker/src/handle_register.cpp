@@ -26,7 +26,7 @@ v1::Role role_from_acl(const std::string& role) {
 
 void Core::handle_register(const std::string& peer, const PeerMeta& meta, const v1::Register& req,
                            Session* existing) {
-  const std::int64_t now = steady_ms();
+  const std::int64_t now = now_ms();
   Session* s = existing;
   if (!s) {
     if (meta.user.empty()) {
@@ -52,7 +52,7 @@ void Core::handle_register(const std::string& peer, const PeerMeta& meta, const 
       return;
     }
     v1::ErrorCode code = v1::ERROR_REVOKED;
-    if (std::string why = key_refusal(meta.user, "", wall_clock_us(), &code); !why.empty()) {
+    if (std::string why = key_refusal(meta.user, "", now_us(), &code); !why.empty()) {
       tombstone(peer, code);
       audit("register_refused", name.empty() ? fp : name,
             {{"name", name}, {"fp", fp}, {"reason", why}, {"address", meta.address}});
@@ -86,7 +86,7 @@ void Core::handle_register(const std::string& peer, const PeerMeta& meta, const 
     s->rights = *match.entry;
     s->fingerprint = fp;
     s->address = meta.address;
-    s->connected_us = wall_clock_us();
+    s->connected_us = now_us();
     s->alive.id = s->id;
     tombstones_.erase(peer);
     unregistered_limit_.erase(peer);
@@ -152,8 +152,8 @@ void Core::handle_register(const std::string& peer, const PeerMeta& meta, const 
       "session open name={} fp={} role={} session={} address={} listener={} heartbeat_ms={} "
       "client=\"{}\" version=\"{}\"",
       s->name, s->fingerprint, v1::Role_Name(s->role), s->session_id, s->address,
-      listeners_[static_cast<std::size_t>(peer.front() - '0')].endpoint, s->heartbeat_ms,
-      printable(s->client_name, 128), printable(req.client_version(), 64));
+      listener_endpoint(peer), s->heartbeat_ms, printable(s->client_name, 128),
+      printable(req.client_version(), 64));
   publish_presence(*s, true, CloseReason::kClosed);
 }
 

@@ -86,7 +86,7 @@ void Core::handle_subscribe(Session& s, const v1::Subscribe& req) {
   }
   const double units = static_cast<double>(visited) / 2 + static_cast<double>(sent);
   op_work_ += units;
-  s.ns->work.spend(steady_ms(), units);
+  s.ns->work.spend(now_ms(), units);
   if (capped)
     send_error(s, v1::ERROR_BUSY, req.request_id(),
                "retained values: stopped after looking at " + std::to_string(visited) +

@@ -78,7 +78,7 @@ void Core::handle_topics(Session& s, const v1::Topics& req) {
   }
   const double units = static_cast<double>(visited) / 2 + reply->topics_size();
   op_work_ += units;
-  s.ns->work.spend(steady_ms(), units);
+  s.ns->work.spend(now_ms(), units);
   send_control(s, op);
 }
 

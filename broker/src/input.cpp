@@ -71,7 +71,7 @@ void Core::on_input(const std::string& peer, const void* data, std::size_t size,
     // Any message is an alive signal; a lone HEARTBEAT (most of what an idle
     // peer sends) is nothing more.
     ++s->messages_in;
-    heard(*s, steady_ms());
+    heard(*s, now_ms());
     if (size == heartbeat_frame()->size() &&
         std::memcmp(data, heartbeat_frame()->data(), size) == 0)
       return;
@@ -191,7 +191,7 @@ void Core::defer(Session& s, PendingInput&& in) {
   const std::size_t bytes = in.bytes ? in.bytes->size() : 1024;
   if (s.input_bytes + bytes > kMaxDeferredBytes) {
     ++counters_.budget_refused;
-    const std::int64_t now = steady_ms();
+    const std::int64_t now = now_ms();
     if (now - s.busy_error_ms >= 100) {
       s.busy_error_ms = now;
       send_error(s, v1::ERROR_BUSY, 0,

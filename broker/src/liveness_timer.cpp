@@ -51,8 +51,8 @@ void Core::run_liveness(std::int64_t now) {
 // when its key's validity ends, without scanning sessions.
 void Core::run_key_expiry(std::int64_t) {
   if (expiry_.empty()) return;
-  const std::int64_t now_us = wall_clock_us();
-  while (!expiry_.empty() && expiry_.top().first <= now_us) {
+  const std::int64_t at_us = now_us();
+  while (!expiry_.empty() && expiry_.top().first <= at_us) {
     const auto [due, id] = expiry_.top();
     expiry_.pop();
     Session* s = find_session(id);

@@ -20,7 +20,7 @@ void Core::publish_presence(const Session& s, bool online, CloseReason reason) {
   p.set_name(s.name);
   p.set_role(s.role);
   p.set_session_id(s.session_id);
-  p.set_timestamp_us(wall_clock_us());
+  p.set_timestamp_us(now_us());
   const std::uint32_t remaining = s.ns ? s.ns->sessions : 0;
   p.set_sessions(remaining);
   // The retained value describes the name: it stays "online" while another

@@ -48,6 +48,7 @@ void Core::load_retained() {
   RetainedLog::Options options;
   options.path = config_.retained_file;
   options.sync_ms = config_.retained_sync_ms;
+  options.sync = env_.retained_sync;
   retained_log_ = std::make_unique<RetainedLog>(options);
   auto loaded = retained_log_->load();
   if (!loaded) {

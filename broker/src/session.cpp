@@ -96,7 +96,7 @@ void Core::send_error(Session& s, v1::ErrorCode code, std::uint64_t request_id,
 
 bool Core::flush_session(Session& s, bool may_drop) {
   s.dirty = false;
-  const std::int64_t now = steady_ms();
+  const std::int64_t now = now_ms();
   while (true) {
     if (s.stalled.empty()) {
       if (s.queue.empty()) break;
@@ -110,27 +110,24 @@ bool Core::flush_session(Session& s, bool may_drop) {
         s.queue.pop_front();
       }
     }
-    if (!send_to(s.routing_id, s.stalled.data(), s.stalled.size())) {
-      const int err = send_errno_;
-      if (err == EAGAIN) {
+    switch (write(s.routing_id, s.stalled, s.stalled_ops)) {
+      case PeerWriter::Result::kSent:
+        break;
+      case PeerWriter::Result::kWouldBlock:
         backlogged_.insert(s.id);
         return true;
-      }
-      if (err == EHOSTUNREACH && !may_drop) {
-        backlogged_.insert(s.id);
-        return true;
-      }
-      if (err == EHOSTUNREACH) {
+      case PeerWriter::Result::kGone:
+        if (!may_drop) {
+          backlogged_.insert(s.id);
+          return true;
+        }
         drop_session(s, CloseReason::kTimeout, "connection lost");
         return false;
-      }
-      spdlog::error("send failed name={} session={}: {}", s.name, s.session_id, zmq_strerror(err));
-      backlogged_.insert(s.id);
-      return true;
+      case PeerWriter::Result::kFailed:
+        spdlog::error("send failed name={} session={}: {}", s.name, s.session_id, writer_->error());
+        backlogged_.insert(s.id);
+        return true;
     }
-    ++counters_.frames_out;
-    counters_.messages_out += s.stalled_ops;
-    counters_.bytes_out += s.stalled.size();
     s.messages_out += s.stalled_ops;
     s.queue_bytes -= s.stalled.size();
     liveness_.sent(s.alive, now);
@@ -190,10 +187,7 @@ void Core::drop_session(Session& s, CloseReason reason, const std::string& detai
   if (s.has_output() && reason != CloseReason::kTimeout && reason != CloseReason::kIdentity) {
     std::string rest = s.stalled;
     for (const auto& b : s.queue) rest.append(*b);
-    if (send_to(s.routing_id, rest.data(), rest.size())) {
-      ++counters_.frames_out;
-      counters_.bytes_out += rest.size();
-    }
+    (void)write(s.routing_id, rest, s.pending_ops());
   }
   for (const auto& pattern : s.subscriptions) tree_.unsubscribe(pattern, id);
   remove_provides(s);

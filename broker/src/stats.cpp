@@ -47,7 +47,7 @@ void Core::fill_status(v1::BrokerStatus& st) const {
   st.set_version(broker_version());
   st.set_broker_id(broker_id_);
   st.set_started_us(started_us_);
-  st.set_uptime_ms(static_cast<std::uint64_t>((wall_clock_us() - started_us_) / 1000));
+  st.set_uptime_ms(static_cast<std::uint64_t>((now_us() - started_us_) / 1000));
   st.set_peers(static_cast<std::uint32_t>(sessions_.size()));
   st.set_topics(static_cast<std::uint32_t>(topics_.size()));
   st.set_endpoint(endpoint());
@@ -55,14 +55,14 @@ void Core::fill_status(v1::BrokerStatus& st) const {
 }
 
 void Core::fill_client_info(const Session& s, v1::ClientInfo& info) const {
-  const std::int64_t now_ms = steady_ms();
-  const std::int64_t now_us = wall_clock_us();
+  const std::int64_t at_ms = now_ms();
+  const std::int64_t at_us = now_us();
   info.set_name(s.name);
   info.set_role(s.role);
   info.set_session_id(s.session_id);
   info.set_address(s.address);
   info.set_connected_us(s.connected_us);
-  info.set_last_seen_us(now_us - (now_ms - s.alive.last_seen_ms) * 1000);
+  info.set_last_seen_us(at_us - (at_ms - s.alive.last_seen_ms) * 1000);
   info.set_heartbeat_state(s.alive.pinged ? "pinged" : "alive");
   for (const auto& p : s.subscriptions) info.add_subscriptions(p);
   info.set_queue_depth(static_cast<std::uint32_t>(s.pending_ops()));
@@ -71,7 +71,7 @@ void Core::fill_client_info(const Session& s, v1::ClientInfo& info) const {
   info.set_messages_out(s.messages_out);
   info.set_key_fingerprint(s.fingerprint);
   info.set_client_name(s.client_name);
-  info.set_listener(listeners_[static_cast<std::size_t>(s.routing_id.front() - '0')].endpoint);
+  info.set_listener(listener_endpoint(s.routing_id));
 }
 
 void Core::run_stats(std::int64_t now) {

@@ -51,7 +51,7 @@ Topic* Core::create_topic(const std::string& name, NameState& creator) {
   Topic* t = it->second.get();
   if (!fresh) return t;
   t->creator = creator.owner;
-  t->last_active_ms = steady_ms();
+  t->last_active_ms = now_ms();
   charge(creator.owner, kTopicOverhead + static_cast<std::int64_t>(2 * name.size()));
   directory_[name].topic = t;
   return t;

@@ -78,7 +78,7 @@ void Core::handle_zap() {
       const std::string key = z85;
       const std::string fp = key_fingerprint(key);
       const auto match = acl_.by_key(key);
-      const std::string why = key_refusal(key, "", wall_clock_us(), nullptr);
+      const std::string why = key_refusal(key, "", now_us(), nullptr);
       if (why.empty()) {
         // Reconnecting without pause is how a key would pile up connections.
         if (handshake_limit_.size() > kMaxHandshakeBuckets) handshake_limit_.clear();
@@ -87,7 +87,7 @@ void Core::handle_zap() {
           it = handshake_limit_
                    .emplace(key, TokenBucket(config_.handshake_rate, 5.0 * config_.handshake_rate))
                    .first;
-        if (it->second.take(steady_ms())) {
+        if (it->second.take(now_ms())) {
           status = "200";
           text = "OK";
           user = key;
