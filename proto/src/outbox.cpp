@@ -5,7 +5,9 @@
 namespace curvebus {
 
 namespace {
-constexpr std::size_t kSpareBatches = 4;
+// Buffers of sent batches kept for reuse.  Two suffice for a steady stream
+// (one being filled, one on its way out) and bound what an idle outbox keeps.
+constexpr std::size_t kSpareBatches = 2;
 }  // namespace
 
 bool Outbox::has_room(std::size_t bytes, Class cls) const {
@@ -18,9 +20,15 @@ bool Outbox::has_room(std::size_t bytes, Class cls) const {
 }
 
 Outbox::Batch Outbox::fresh() {
-  if (spare_.empty()) return Batch{};
-  Batch b = std::move(spare_.back());
-  spare_.pop_back();
+  Batch b;
+  if (!spare_.empty()) {
+    b = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  // A batch started behind another one will be filled: allocate it whole
+  // once instead of growing it by doubling.
+  if (!batches_.empty() && b.bytes.capacity() < limits_.batch_bytes)
+    b.bytes.reserve(limits_.batch_bytes);
   return b;
 }
 
