@@ -54,7 +54,7 @@ struct Config {
   // Structured audit trail (JSON lines); empty = audit.log beside the allow-list.
   std::string audit_file;
   std::uint64_t audit_max_bytes = 64ull << 20;
-  std::uint32_t queue_limit = 10000;  // outbound ops queued per session
+  std::uint32_t queue_limit = 100000;  // outbound ops queued per session (bytes bound below)
   std::uint64_t queue_limit_bytes = 16u << 20;
   std::uint32_t history_depth = 32;        // publications kept per topic
   std::uint64_t history_bytes = 4u << 20;  // bytes kept per topic (latest always kept)
