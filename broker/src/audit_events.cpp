@@ -2,7 +2,7 @@
 // AuditLog (its own JSON-lines file, aggregated under flood) and, when
 // written in full or as an aggregate, to $SYS/audit/<event> for
 // administrators (handle_subscribe.cpp keeps other names out).
-#include "core.hpp"
+#include "protocol.hpp"
 
 namespace curvebus::broker {
 
@@ -10,20 +10,18 @@ namespace {
 constexpr std::int64_t kAuditTickMs = 1000;
 }  // namespace
 
-void Core::audit(std::string_view event, std::string_view who,
-                 std::initializer_list<AuditField> fields) {
-  if (!audit_) return;
+void Protocol::audit(std::string_view event, std::string_view who,
+                     std::initializer_list<AuditField> fields) {
   std::string line;
-  if (audit_->record(now_ms(), event, who, fields, &line))
+  if (audit_.record(now_ms_, event, who, fields, &line))
     publish_sys("$SYS/audit/" + std::string(event), line, false);
 }
 
-void Core::run_audit(std::int64_t now) {
-  if (!audit_) return;
+void Protocol::run_audit(std::int64_t now) {
   if (now >= next_audit_tick_ms_) {
     next_audit_tick_ms_ = now + kAuditTickMs;
     std::vector<std::string> lines;
-    audit_->tick(now, &lines);
+    audit_.tick(now, &lines);
     for (const auto& line : lines) {
       // The event name is the line's "event" field; aggregates go to the same topic.
       const std::size_t at = line.find("\"event\":\"");
@@ -34,7 +32,7 @@ void Core::run_audit(std::int64_t now) {
       publish_sys("$SYS/audit/" + line.substr(start, end - start), line, false);
     }
   }
-  audit_->flush();
+  audit_.flush();
 }
 
 }  // namespace curvebus::broker

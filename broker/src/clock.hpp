@@ -3,7 +3,7 @@
 // microseconds (timestamps, key validity, uptime).
 //
 // The core reads its Clock once per loop turn and once per incoming message
-// and keeps the values (Core::now_ms(), now_us()), so a clock read costs
+// and keeps the values (Protocol::now_ms(), now_us()), so a clock read costs
 // nothing per op.  The real clock reads the system (system_clock()); the
 // in-process harness drives a manual one (testing/harness.hpp).
 //

@@ -3,15 +3,9 @@
 #include <google/protobuf/unknown_field_set.h>
 #include <spdlog/spdlog.h>
 
-#include "core.hpp"
+#include "protocol.hpp"
 
 namespace curvebus::broker {
-
-namespace {
-
-constexpr std::size_t kMaxUnregisteredTracked = 10000;
-
-}  // namespace
 
 // The request id of a request op (0 for ops without one).
 static std::uint64_t request_id_of(const v1::Op& op) {
@@ -35,8 +29,8 @@ static std::uint64_t request_id_of(const v1::Op& op) {
   }
 }
 
-void Core::dispatch_op(const std::string& peer, const PeerMeta& meta, v1::Op& op) {
-  if (Session* s = find_session(peer)) {
+void Protocol::dispatch_op(const std::string& peer, const PeerMeta& meta, v1::Op& op) {
+  if (Session* s = sessions_.find(peer)) {
     if (op.body_case() != v1::Op::kPublish && op.body_case() != v1::Op::kHeartbeat &&
         op.body_case() != v1::Op::kPong) {
       // Requests other than PUBLISH spend the name's work budget; the
@@ -50,9 +44,10 @@ void Core::dispatch_op(const std::string& peer, const PeerMeta& meta, v1::Op& op
   }
 }
 
-bool Core::charge_work(Session& s, double units, std::uint64_t request_id, const char* answers) {
+bool Protocol::charge_work(Session& s, double units, std::uint64_t request_id,
+                           const char* answers) {
   NameState& ns = *s.ns;
-  const std::int64_t now = now_ms();
+  const std::int64_t now = now_ms_;
   if (ns.work.available(now)) {
     ns.work.spend(now, units);
     return true;
@@ -70,7 +65,7 @@ bool Core::charge_work(Session& s, double units, std::uint64_t request_id, const
   return false;
 }
 
-void Core::report_refusals_of(Session& s, std::int64_t now, std::uint64_t request_id) {
+void Protocol::report_refusals_of(Session& s, std::int64_t now, std::uint64_t request_id) {
   if (s.busy_refused_pending) {
     s.busy_error_ms = now;
     const std::string count = std::to_string(s.busy_refused_pending);
@@ -102,10 +97,10 @@ void Core::report_refusals_of(Session& s, std::int64_t now, std::uint64_t reques
   }
 }
 
-void Core::report_refusals(std::int64_t now) {
+void Protocol::report_refusals(std::int64_t now) {
   if (refusals_owed_.empty()) return;
   for (auto it = refusals_owed_.begin(); it != refusals_owed_.end();) {
-    Session* s = find_session(*it);
+    Session* s = sessions_.find(*it);
     if (!s) {
       it = refusals_owed_.erase(it);
       continue;
@@ -120,8 +115,7 @@ void Core::report_refusals(std::int64_t now) {
   }
 }
 
-void Core::deny(Session& s, const char* op, const std::string& topic, std::uint64_t request_id,
-                const std::string& message, v1::ErrorCode code) {
+void Protocol::denied(Session& s, const char* op, const std::string& topic) {
   ++counters_.denials;
   std::uint64_t suppressed = 0;
   if (log_denied_.allow(suppressed))
@@ -130,13 +124,18 @@ void Core::deny(Session& s, const char* op, const std::string& topic, std::uint6
                  suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
   audit("acl_denied", s.name,
         {{"name", s.name}, {"fp", s.fingerprint}, {"op", op}, {"topic", topic}});
+}
+
+void Protocol::deny(Session& s, const char* op, const std::string& topic, std::uint64_t request_id,
+                    const std::string& message, v1::ErrorCode code) {
+  denied(s, op, topic);
   send_error(s, code, request_id, message, is_valid_utf8(topic) ? topic : std::string(), op);
 }
 
-void Core::malformed(const std::string& routing_id, std::size_t bytes, std::uint64_t request_id,
-                     const char* answers, const std::string& message) {
+void Protocol::malformed(const std::string& routing_id, std::size_t bytes, std::uint64_t request_id,
+                         const char* answers, const std::string& message) {
   ++counters_.malformed;
-  Session* s = find_session(routing_id);
+  Session* s = sessions_.find(routing_id);
   if (s)
     audit("malformed", s->name,
           {{"name", s->name}, {"answers", answers}, {"bytes", std::to_string(bytes), true}});
@@ -151,7 +150,7 @@ void Core::malformed(const std::string& routing_id, std::size_t bytes, std::uint
     reply_unregistered(routing_id, v1::ERROR_MALFORMED, message, answers, request_id);
 }
 
-void Core::diagnose_bad_op(const std::string& routing_id, const std::string& bytes) {
+void Protocol::diagnose_bad_op(const std::string& routing_id, const std::string& bytes) {
   // Op is a oneof: one length-delimited field whose number names the op.
   google::protobuf::UnknownFieldSet op_fields, body_fields;
   std::uint64_t request_id = 0;
@@ -173,7 +172,7 @@ void Core::diagnose_bad_op(const std::string& routing_id, const std::string& byt
       }
     }
   }
-  Session* s = find_session(routing_id);
+  Session* s = sessions_.find(routing_id);
   if (bad_text && s) {
     send_error(*s, v1::ERROR_INVALID_TOPIC, request_id, "text is not valid UTF-8", "", answers);
     return;
@@ -182,14 +181,14 @@ void Core::diagnose_bad_op(const std::string& routing_id, const std::string& byt
             bad_text ? "text is not valid UTF-8" : "undecodable op");
 }
 
-void Core::on_op_unregistered(const std::string& routing_id, const PeerMeta& meta, v1::Op& op) {
-  auto tomb = tombstones_.find(routing_id);
-  if (tomb != tombstones_.end() && tomb->second == v1::ERROR_REVOKED) {
+void Protocol::on_op_unregistered(const std::string& routing_id, const PeerMeta& meta, v1::Op& op) {
+  const v1::ErrorCode* tomb = sessions_.tombstone_of(routing_id);
+  if (tomb && *tomb == v1::ERROR_REVOKED) {
     reply_unregistered(routing_id, v1::ERROR_REVOKED, "this key was revoked",
                        op_name(op.body_case()), request_id_of(op));
     return;
   }
-  if (tomb != tombstones_.end() && tomb->second == v1::ERROR_IDENTITY) {
+  if (tomb && *tomb == v1::ERROR_IDENTITY) {
     // A routing id another key's session used: nothing more is served on it.
     reply_unregistered(routing_id, v1::ERROR_IDENTITY,
                        "this connection took over another key's routing id; reconnect",
@@ -205,7 +204,7 @@ void Core::on_op_unregistered(const std::string& routing_id, const PeerMeta& met
     default:
       break;
   }
-  if (tomb != tombstones_.end() && tomb->second == v1::ERROR_SESSION_EXPIRED) {
+  if (tomb && *tomb == v1::ERROR_SESSION_EXPIRED) {
     reply_unregistered(routing_id, v1::ERROR_SESSION_EXPIRED,
                        "the broker timed this session out; REGISTER again", op_name(op.body_case()),
                        request_id_of(op));
@@ -215,31 +214,27 @@ void Core::on_op_unregistered(const std::string& routing_id, const PeerMeta& met
                      op_name(op.body_case()), request_id_of(op));
 }
 
-void Core::reply_unregistered(const std::string& routing_id, v1::ErrorCode code,
-                              const std::string& message, const char* answers,
-                              std::uint64_t request_id) {
+void Protocol::reply_unregistered(const std::string& routing_id, v1::ErrorCode code,
+                                  const std::string& message, const char* answers,
+                                  std::uint64_t request_id) {
   // At most a few answers per second per routing id, so bad input cannot be
   // amplified into traffic.
-  if (unregistered_limit_.size() > kMaxUnregisteredTracked) unregistered_limit_.clear();
-  auto it = unregistered_limit_.find(routing_id);
-  if (it == unregistered_limit_.end())
-    it = unregistered_limit_.emplace(routing_id, TokenBucket(5, 5)).first;
-  if (!it->second.take(now_ms())) return;
+  if (!sessions_.may_answer_unregistered(routing_id, now_ms_)) return;
   v1::Op op;
   auto* e = op.mutable_error();
   e->set_request_id(request_id);
   e->set_code(code);
   e->set_message(message);
   e->set_answers(answers);
-  if (write(routing_id, encode_op(op), 1) != PeerWriter::Result::kSent) return;
+  if (sessions_.write(routing_id, encode_op(op), 1) != PeerWriter::Result::kSent) return;
   ++counters_.errors_sent;
   spdlog::debug("error to unregistered peer code={} answers={}", error_code_name(code), answers);
 }
 
-void Core::on_op_registered(Session& s, v1::Op& op) {
+void Protocol::on_op_registered(Session& s, v1::Op& op) {
   switch (op.body_case()) {
     case v1::Op::kRegister:
-      handle_register(s.routing_id, PeerMeta{}, op.register_(), &s);
+      handle_register(s.peer, PeerMeta{}, op.register_(), &s);
       return;
     case v1::Op::kSubscribe:
       handle_subscribe(s, op.subscribe());
@@ -271,8 +266,8 @@ void Core::on_op_registered(Session& s, v1::Op& op) {
     case v1::Op::kBye:
       spdlog::debug("bye name={} session={} reason=\"{}\"", s.name, s.session_id,
                     printable(op.bye().reason(), 128));
-      drop_session(s, CloseReason::kClosed,
-                   op.bye().reason().empty() ? "bye" : op.bye().reason().substr(0, 256));
+      close_session(s, CloseReason::kClosed,
+                    op.bye().reason().empty() ? "bye" : op.bye().reason().substr(0, 256));
       return;
     default:
       send_error(
@@ -281,6 +276,30 @@ void Core::on_op_registered(Session& s, v1::Op& op) {
           op_name(op.body_case()));
       return;
   }
+}
+
+void Protocol::send_control(Session& s, const v1::Op& op) {
+  sessions_.control(s, encode_op(op), op_name(op.body_case()));
+}
+
+void Protocol::send_error(Session& s, v1::ErrorCode code, std::uint64_t request_id,
+                          const std::string& message, const std::string& topic, const char* answers,
+                          std::uint64_t count) {
+  v1::Op op;
+  auto* e = op.mutable_error();
+  e->set_request_id(request_id);
+  e->set_code(code);
+  e->set_message(message);
+  e->set_topic(topic);
+  e->set_answers(answers);
+  e->set_count(count);
+  ++counters_.errors_sent;
+  send_control(s, op);
+}
+
+void Protocol::spend_work(Session& s, double units) {
+  op_work_ += units;
+  s.ns->work.spend(now_ms_, units);
 }
 
 }  // namespace curvebus::broker

@@ -6,8 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "core.hpp"
 #include "curvebus/certificate.hpp"
+#include "protocol.hpp"
 
 namespace curvebus::broker {
 
@@ -17,86 +17,55 @@ constexpr std::size_t kMaxAdminListing = 10000;
 
 }  // namespace
 
-std::size_t Core::cut_sessions(const std::function<bool(const Session&)>& pred, v1::ErrorCode code,
-                               CloseReason reason, const std::string& message) {
-  std::vector<Session*> victims;
-  for (const auto& [id, s] : sessions_)
-    if (pred(*s)) victims.push_back(s.get());
-  for (Session* s : victims) {
-    send_error(*s, code, 0, message, "", "session");
-    if (code == v1::ERROR_REVOKED || code == v1::ERROR_KEY_EXPIRED) tombstone(s->routing_id, code);
-    drop_session(*s, reason, message);
-  }
-  return victims.size();
-}
-
-std::size_t Core::kick_name(const std::string& name) {
-  return cut_sessions([&](const Session& s) { return s.name == name; }, v1::ERROR_KICKED,
-                      CloseReason::kKicked, "an administrator ended this session");
-}
-
-Status Core::save_revocations() {
-  if (config_.revocations_file.empty())
-    return Status::Error("no revocations_file is configured: the revocation lasts until restart",
-                         "CONFIG");
-  return revocations_.save_file(config_.revocations_file);
-}
-
-Status Core::reload_acl(std::string& summary) {
-  auto loaded = AllowList::load_file(config_.acl_path);
-  if (!loaded) return loaded.status();
-  acl_ = std::move(*loaded);
-  if (!config_.revocations_file.empty()) {
-    // A hand-edited revocation list is picked up too (an operator may lift
-    // one by deleting its block); a broken one keeps the current list.
-    auto revoked = RevocationList::load_file(config_.revocations_file);
-    if (!revoked) return revoked.status();
-    revocations_ = std::move(*revoked);
-  }
-
+std::string Protocol::reload_acl(Status& status) {
+  status = admission_.reload();
+  if (!status) return "";
   // Identity is the key: a session survives only if its key is still on the
   // list, under the same name, valid and not revoked.
-  const std::int64_t at_us = now_us();
   std::size_t cut = 0, removed_subscriptions = 0;
-  std::vector<Session*> all;
-  for (const auto& [id, s] : sessions_) all.push_back(s.get());
-  for (Session* s : all) {
+  std::vector<std::uint64_t> ids;
+  for (Session* s : sessions_.all()) ids.push_back(s->id);
+  for (std::uint64_t id : ids) {
+    Session* s = sessions_.find(id);
+    if (!s) continue;
     v1::ErrorCode code = v1::ERROR_REVOKED;
-    const std::string why = key_refusal(s->key, s->name, at_us, &code);
+    const std::string why = admission_.refusal(s->key, s->name, now_us_, &code);
     if (!why.empty()) {
       audit("session_cut", s->name,
             {{"name", s->name}, {"fp", s->fingerprint}, {"reason", why}, {"by", "reload"}});
       send_error(*s, code, 0, "this session's key is no longer allowed: " + why, "", "session");
-      tombstone(s->routing_id, code);
-      drop_session(*s,
-                   code == v1::ERROR_KEY_EXPIRED ? CloseReason::kKeyExpired : CloseReason::kRevoked,
-                   "reload: " + why);
+      sessions_.tombstone(s->peer, code);
+      close_session(
+          *s, code == v1::ERROR_KEY_EXPIRED ? CloseReason::kKeyExpired : CloseReason::kRevoked,
+          "reload: " + why);
       ++cut;
       continue;
     }
-    const auto match = acl_.by_key(s->key);
+    const auto match = admission_.acl().by_key(s->key);
     s->rights = *match.entry;
     s->key_not_after_us = match.key->not_after_us;
-    if (s->key_not_after_us) expiry_.emplace(s->key_not_after_us, s->id);
+    sessions_.watch_key_expiry(*s);
     for (auto it = s->subscriptions.begin(); it != s->subscriptions.end();) {
       if (may_subscribe(s->rights, *it)) {
         ++it;
         continue;
       }
-      tree_.unsubscribe(*it, s->id);
+      topics_.unsubscribe(*it, s->id);
       it = s->subscriptions.erase(it);
       ++removed_subscriptions;
     }
   }
-  summary = "reloaded " + config_.acl_path + ": " + std::to_string(acl_.entries().size()) +
-            " names, " + std::to_string(acl_.key_count()) + " keys, " +
-            std::to_string(revocations_.entries().size()) + " revocations; " + std::to_string(cut) +
-            " sessions cut, " + std::to_string(removed_subscriptions) + " subscriptions removed";
+  const std::string summary = "reloaded " + config_.acl_path + ": " +
+                              std::to_string(admission_.acl().entries().size()) + " names, " +
+                              std::to_string(admission_.acl().key_count()) + " keys, " +
+                              std::to_string(admission_.revocations().entries().size()) +
+                              " revocations; " + std::to_string(cut) + " sessions cut, " +
+                              std::to_string(removed_subscriptions) + " subscriptions removed";
   spdlog::info("acl {}", summary);
-  return Status::Ok();
+  return summary;
 }
 
-void Core::handle_admin(Session& s, const v1::Admin& req) {
+void Protocol::handle_admin(Session& s, const v1::Admin& req) {
   const std::uint64_t rid = req.request_id();
   const char* command = v1::AdminCommand_Name(req.command()).c_str();
   if (!s.rights.admin) {
@@ -104,7 +73,7 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
     deny(s, "admin", command, rid, "'" + s.name + "' is not an administrator", v1::ERROR_NOT_ADMIN);
     return;
   }
-  const std::string routing_id = s.routing_id;  // s may go away (kick / revoke of oneself)
+  const std::string routing_id = s.peer;  // s may go away (kick / revoke of oneself)
   const std::string admin_name = s.name;
   const std::string admin_fp = s.fingerprint;
   const std::string& arg = req.argument();
@@ -119,14 +88,14 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
   };
   auto fail = [&](v1::ErrorCode code, const std::string& message) {
     audit_action("refused: " + message);
-    if (Session* self = find_session(routing_id))
+    if (Session* self = sessions_.find(routing_id))
       send_error(*self, code, rid, message, "", "admin");
   };
   v1::Op op;
   auto* r = op.mutable_admin_reply();
   r->set_request_id(rid);
   r->set_command(req.command());
-  const std::int64_t at_us = now_us();
+  const std::int64_t at_us = now_us_;
   switch (req.command()) {
     case v1::ADMIN_STATUS:
     case v1::ADMIN_STATS:
@@ -134,7 +103,7 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
       break;
     case v1::ADMIN_CLIENTS: {
       std::vector<const Session*> list;
-      for (const auto& [id, peer] : sessions_) list.push_back(peer.get());
+      for (const Session* peer : sessions_.all()) list.push_back(peer);
       std::sort(list.begin(), list.end(), [](const Session* a, const Session* b) {
         return a->name != b->name ? a->name < b->name : a->id < b->id;
       });
@@ -147,37 +116,39 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
       break;
     }
     case v1::ADMIN_TOPICS: {
-      for (const auto& [name, entry] : directory_) {
+      for (const auto& [name, entry] : topics_.directory()) {
         if (!entry.topic) continue;
         if (static_cast<std::size_t>(r->topics_size()) >= kMaxAdminListing) {
           r->set_truncated(true);
           break;
         }
-        fill_topic_info(name, entry.topic, entry, *r->add_topics());
+        topics_.describe(name, entry, *r->add_topics());
       }
       op_work_ += static_cast<double>(r->topics_size());
       break;
     }
     case v1::ADMIN_KICK: {
-      const auto it = names_.find(arg);
-      if (it == names_.end() || it->second.sessions == 0) {
+      const NameState* ns = names_.find(arg);
+      if (!ns || ns->sessions == 0) {
         fail(v1::ERROR_NOT_FOUND, "no live session of '" + arg + "'");
         return;
       }
       spdlog::warn("admin kick by={} name={}", admin_name, printable(arg));
-      const std::size_t n = kick_name(arg);
+      const std::size_t n =
+          cut_sessions([&](const Session& x) { return x.name == arg; }, v1::ERROR_KICKED,
+                       CloseReason::kKicked, "an administrator ended this session");
       r->set_message("kicked " + std::to_string(n) + " session(s) of '" + arg + "'");
       break;
     }
     case v1::ADMIN_REVOKE: {  // by name: every key of the name, now and later
-      const auto it = names_.find(arg);
-      if (!acl_.by_name(arg) && (it == names_.end() || it->second.sessions == 0)) {
+      const NameState* ns = names_.find(arg);
+      if (!admission_.acl().by_name(arg) && (!ns || ns->sessions == 0)) {
         fail(v1::ERROR_NOT_FOUND, "'" + arg + "' is not on the allow-list");
         return;
       }
       Revocation rev{Revocation::Kind::kName, arg, admin_name, at_us, req.reason()};
-      const bool added = revocations_.add(rev);
-      const Status saved = save_revocations();
+      const bool added = admission_.revocations().add(rev);
+      const Status saved = admission_.save_revocations();
       const std::size_t n =
           cut_sessions([&](const Session& x) { return x.name == arg; }, v1::ERROR_REVOKED,
                        CloseReason::kRevoked, "the name '" + arg + "' was revoked");
@@ -190,7 +161,7 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
       break;
     }
     case v1::ADMIN_REVOKE_KEY: {  // one key: the name's other keys stay valid
-      auto resolved = resolve_key(acl_, revocations_, arg);
+      auto resolved = resolve_key(admission_.acl(), admission_.revocations(), arg);
       if (!resolved) {
         fail(v1::ERROR_NOT_FOUND, resolved.status().message());
         return;
@@ -198,8 +169,8 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
       const std::string key = *resolved;
       const std::string fp = key_fingerprint(key);
       Revocation rev{Revocation::Kind::kKey, key, admin_name, at_us, req.reason()};
-      const bool added = revocations_.add(rev);
-      const Status saved = save_revocations();
+      const bool added = admission_.revocations().add(rev);
+      const Status saved = admission_.save_revocations();
       const std::size_t n =
           cut_sessions([&](const Session& x) { return x.key == key; }, v1::ERROR_REVOKED,
                        CloseReason::kRevoked, "this key (" + fp + ") was revoked");
@@ -212,11 +183,11 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
       break;
     }
     case v1::ADMIN_UNREVOKE: {
-      bool removed = revocations_.remove(Revocation::Kind::kName, arg);
+      bool removed = admission_.revocations().remove(Revocation::Kind::kName, arg);
       std::string what = "name '" + arg + "'";
       if (!removed) {
-        if (auto key = resolve_key(acl_, revocations_, arg)) {
-          removed = revocations_.remove(Revocation::Kind::kKey, *key);
+        if (auto key = resolve_key(admission_.acl(), admission_.revocations(), arg)) {
+          removed = admission_.revocations().remove(Revocation::Kind::kKey, *key);
           what = "key " + key_fingerprint(*key);
         }
       }
@@ -224,14 +195,14 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
         fail(v1::ERROR_NOT_FOUND, "'" + arg + "' is not revoked");
         return;
       }
-      const Status saved = save_revocations();
+      const Status saved = admission_.save_revocations();
       spdlog::warn("admin unrevoke by={} {}", admin_name, printable(what));
       r->set_message("lifted the revocation of " + what +
                      (saved ? std::string() : "; NOT persisted: " + saved.message()));
       break;
     }
     case v1::ADMIN_REVOCATIONS:
-      for (const auto& rev : revocations_.entries()) {
+      for (const auto& rev : admission_.revocations().entries()) {
         auto* info = r->add_revocations();
         const bool by_key = rev.kind == Revocation::Kind::kKey;
         info->set_kind(by_key ? "key" : "name");
@@ -243,8 +214,8 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
       break;
     case v1::ADMIN_RELOAD: {
       spdlog::info("admin reload by={}", admin_name);
-      std::string summary;
-      Status st = reload_acl(summary);
+      Status st;
+      const std::string summary = reload_acl(st);
       if (!st) {
         spdlog::error("acl reload failed: {}", st.message());
         fail(v1::ERROR_INTERNAL, "reload failed: " + st.message());
@@ -258,7 +229,7 @@ void Core::handle_admin(Session& s, const v1::Admin& req) {
       return;
   }
   audit_action(r->message().empty() ? "ok" : r->message());
-  if (Session* self = find_session(routing_id)) send_control(*self, op);
+  if (Session* self = sessions_.find(routing_id)) send_control(*self, op);
 }
 
 }  // namespace curvebus::broker

@@ -1,11 +1,11 @@
 // PULL: the latest publication of a topic, or its kept history since a seq.
 #include <spdlog/spdlog.h>
 
-#include "core.hpp"
+#include "protocol.hpp"
 
 namespace curvebus::broker {
 
-void Core::handle_pull(Session& s, const v1::Pull& req) {
+void Protocol::handle_pull(Session& s, const v1::Pull& req) {
   const std::uint64_t rid = req.request_id();
   if (std::string why = check_topic(req.topic(), topic_rules_); !why.empty()) {
     send_error(s, v1::ERROR_INVALID_TOPIC, rid, why,
@@ -19,13 +19,13 @@ void Core::handle_pull(Session& s, const v1::Pull& req) {
          "the ACL of '" + s.name + "' does not allow reading this topic");
     return;
   }
-  auto it = topics_.find(req.topic());
-  if (it == topics_.end()) {
+  const Topic* topic = topics_.find(req.topic());
+  if (!topic) {
     send_error(s, v1::ERROR_NOT_FOUND, rid, "nothing was published on this topic", req.topic(),
                "pull");
     return;
   }
-  const Topic& t = *it->second;
+  const Topic& t = *topic;
   const std::size_t max_count = req.max_count() ? req.max_count() : config_.history_depth;
   PullSelection sel = t.history.select(req.since_seq(), max_count, t.seq);
 
@@ -48,9 +48,7 @@ void Core::handle_pull(Session& s, const v1::Pull& req) {
     d->set_retained(true);
   }
   // Copying history costs in proportion to its bytes (at most history_bytes).
-  const double units = static_cast<double>(bytes) / 1024;
-  op_work_ += units;
-  s.ns->work.spend(now_ms(), units);
+  spend_work(s, static_cast<double>(bytes) / 1024);
   send_control(s, op);
 }
 

@@ -7,8 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "core.hpp"
 #include "curvebus/certificate.hpp"
+#include "protocol.hpp"
 
 namespace curvebus::broker {
 
@@ -24,9 +24,9 @@ v1::Role role_from_acl(const std::string& role) {
 
 }  // namespace
 
-void Core::handle_register(const std::string& peer, const PeerMeta& meta, const v1::Register& req,
-                           Session* existing) {
-  const std::int64_t now = now_ms();
+void Protocol::handle_register(const std::string& peer, const PeerMeta& meta,
+                               const v1::Register& req, Session* existing) {
+  const std::int64_t now = now_ms_;
   Session* s = existing;
   if (!s) {
     if (meta.user.empty()) {
@@ -35,7 +35,7 @@ void Core::handle_register(const std::string& peer, const PeerMeta& meta, const 
       return;
     }
     const std::string fp = key_fingerprint(meta.user);
-    const auto match = acl_.by_key(meta.user);
+    const auto match = admission_.acl().by_key(meta.user);
     const std::string name = match.entry ? match.entry->name : "";
     if (meta.chose_routing_id) {
       // A routing id the peer picked could be another session's (a hijack)
@@ -52,15 +52,15 @@ void Core::handle_register(const std::string& peer, const PeerMeta& meta, const 
       return;
     }
     v1::ErrorCode code = v1::ERROR_REVOKED;
-    if (std::string why = key_refusal(meta.user, "", now_us(), &code); !why.empty()) {
-      tombstone(peer, code);
+    if (std::string why = admission_.refusal(meta.user, "", now_us_, &code); !why.empty()) {
+      sessions_.tombstone(peer, code);
       audit("register_refused", name.empty() ? fp : name,
             {{"name", name}, {"fp", fp}, {"reason", why}, {"address", meta.address}});
       reply_unregistered(peer, code, "this key may not connect: " + why, "register",
                          req.request_id());
       return;
     }
-    NameState& ns = name_state(name);
+    NameState& ns = names_.get(name);
     if (ns.sessions >= config_.max_sessions_per_name) {
       ++counters_.sessions_refused;
       audit("session_limit", name,
@@ -74,11 +74,8 @@ void Core::handle_register(const std::string& peer, const PeerMeta& meta, const 
                          "register", req.request_id());
       return;
     }
-    auto owned = std::make_unique<Session>();
-    s = owned.get();
-    s->id = next_session_++;
-    s->routing_id = peer;
-    s->session_id = broker_id_.substr(0, 8) + "-" + std::to_string(s->id);
+    s = &sessions_.open(peer);
+    s->session_id = facts_.broker_id.substr(0, 8) + "-" + std::to_string(s->id);
     s->name = name;
     s->key = meta.user;
     s->key_not_after_us = match.key->not_after_us;
@@ -86,15 +83,10 @@ void Core::handle_register(const std::string& peer, const PeerMeta& meta, const 
     s->rights = *match.entry;
     s->fingerprint = fp;
     s->address = meta.address;
-    s->connected_us = now_us();
-    s->alive.id = s->id;
-    tombstones_.erase(peer);
-    unregistered_limit_.erase(peer);
-    by_routing_id_[peer] = s;
+    s->connected_us = now_us_;
     ++ns.sessions;
     ++counters_.sessions_opened;
-    sessions_.emplace(s->id, std::move(owned));
-    if (s->key_not_after_us) expiry_.emplace(s->key_not_after_us, s->id);
+    sessions_.watch_key_expiry(*s);
   }
   // The role is the allow-list's: a peer cannot present itself as a robot.
   s->role = role_from_acl(s->rights.role);
@@ -105,7 +97,7 @@ void Core::handle_register(const std::string& peer, const PeerMeta& meta, const 
   v1::Op op;
   auto* r = op.mutable_registered();
   // The directory lists a provider only for topics its ACL lets it publish.
-  remove_provides(*s);
+  for (const auto& t : s->provides) topics_.remove_provider(t, s->name);
   s->provides.clear();
   for (const auto& t : req.provides()) {
     if (s->provides.size() >= kMaxProvides) {
@@ -121,8 +113,8 @@ void Core::handle_register(const std::string& peer, const PeerMeta& meta, const 
     }
     s->provides.push_back(t);
   }
-  add_provides(*s);
-  liveness_.add(s->alive, s->heartbeat_ms, now);
+  for (const auto& t : s->provides) topics_.add_provider(t, s->name);
+  sessions_.liveness().add(s->alive, s->heartbeat_ms, now);
 
   r->set_request_id(req.request_id());
   r->set_session_id(s->session_id);
@@ -130,7 +122,7 @@ void Core::handle_register(const std::string& peer, const PeerMeta& meta, const 
   r->set_heartbeat_ms(s->heartbeat_ms);
   r->set_timeout_ms(s->heartbeat_ms * 3);
   r->set_broker_version(broker_version());
-  r->set_broker_id(broker_id_);
+  r->set_broker_id(facts_.broker_id);
   r->set_role(s->role);
   auto* l = r->mutable_limits();
   l->set_max_message_bytes(config_.max_message_bytes);

@@ -1,9 +1,7 @@
 // SUBSCRIBE / UNSUBSCRIBE: one answer per pattern, in request order.
 #include <spdlog/spdlog.h>
 
-#include <unordered_set>
-
-#include "core.hpp"
+#include "protocol.hpp"
 
 namespace curvebus::broker {
 
@@ -18,7 +16,7 @@ bool reaches_audit(const std::string& pattern) {
 
 }  // namespace
 
-void Core::handle_subscribe(Session& s, const v1::Subscribe& req) {
+void Protocol::handle_subscribe(Session& s, const v1::Subscribe& req) {
   v1::Op op;
   auto* ack = op.mutable_suback();
   ack->set_request_id(req.request_id());
@@ -34,14 +32,7 @@ void Core::handle_subscribe(Session& s, const v1::Subscribe& req) {
     if (!may_subscribe(s.rights, pattern) || (!s.rights.admin && reaches_audit(pattern))) {
       a->set_result(v1::PATTERN_DENIED);
       a->set_reason("the ACL of '" + s.name + "' does not allow subscribing to this pattern");
-      ++counters_.denials;
-      std::uint64_t suppressed = 0;
-      if (log_denied_.allow(suppressed))
-        spdlog::warn("acl denied op=subscribe name={} fp={} pattern=\"{}\"{}", s.name,
-                     s.fingerprint, printable(pattern),
-                     suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
-      audit("acl_denied", s.name,
-            {{"name", s.name}, {"fp", s.fingerprint}, {"op", "subscribe"}, {"topic", pattern}});
+      denied(s, "subscribe", pattern);
       continue;
     }
     if (!s.subscriptions.count(pattern)) {
@@ -52,7 +43,7 @@ void Core::handle_subscribe(Session& s, const v1::Subscribe& req) {
         continue;
       }
       s.subscriptions.insert(pattern);
-      tree_.subscribe(pattern, s.id);
+      topics_.subscribe(pattern, s.id);
     }
     a->set_result(v1::PATTERN_GRANTED);
     granted.push_back(pattern);
@@ -62,45 +53,25 @@ void Core::handle_subscribe(Session& s, const v1::Subscribe& req) {
                 granted.size(), req.patterns_size());
 
   if (!req.want_retained() || granted.empty()) return;
-  // Retained values from the ordered directory, starting at each pattern's
-  // literal prefix; at most max_scan entries visited per request.
-  std::size_t visited = 0, sent = 0;
-  bool capped = false;
-  std::unordered_set<const Topic*> done;  // overlapping patterns: each value once
-  for (const auto& pattern : granted) {
-    const std::string prefix = literal_prefix(pattern);
-    for (auto it = directory_.lower_bound(prefix);
-         it != directory_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-      if (visited >= config_.max_scan) {
-        capped = true;
-        break;
-      }
-      ++visited;
-      const Topic* t = it->second.topic;
-      if (!t || !t->retained || !topic_matches(pattern, it->first)) continue;
-      if (!done.insert(t).second) continue;
-      enqueue_delivery(s, t->retained);
-      ++sent;
-    }
-    if (capped) break;
-  }
-  const double units = static_cast<double>(visited) / 2 + static_cast<double>(sent);
-  op_work_ += units;
-  s.ns->work.spend(now_ms(), units);
-  if (capped)
+  // Retained values from the ordered directory, from each pattern's literal
+  // prefix on; at most max_scan entries visited per request.
+  const TopicTable::Scan scan = topics_.scan_retained(
+      granted, config_.max_scan, [&](const Topic& t) { sessions_.deliver(s.id, *t.retained); });
+  spend_work(s, static_cast<double>(scan.visited) / 2 + static_cast<double>(scan.found));
+  if (scan.capped)
     send_error(s, v1::ERROR_BUSY, req.request_id(),
-               "retained values: stopped after looking at " + std::to_string(visited) +
+               "retained values: stopped after looking at " + std::to_string(scan.visited) +
                    " topics (max_scan); subscribe to narrower patterns or PULL the topics needed",
-               "", "subscribe", sent);
+               "", "subscribe", scan.found);
 }
 
-void Core::handle_unsubscribe(Session& s, const v1::Unsubscribe& req) {
+void Protocol::handle_unsubscribe(Session& s, const v1::Unsubscribe& req) {
   v1::Op op;
   auto* ack = op.mutable_unsuback();
   ack->set_request_id(req.request_id());
   for (const auto& pattern : req.patterns()) {
     if (s.subscriptions.erase(pattern)) {
-      tree_.unsubscribe(pattern, s.id);
+      topics_.unsubscribe(pattern, s.id);
       ack->add_removed(pattern);
     } else {
       ack->add_not_found(pattern);

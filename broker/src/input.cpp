@@ -10,7 +10,7 @@
 // whose key differs closes that session, is answered ERROR IDENTITY and is
 // audited.  Sessions are only ever opened on routing ids libzmq generated
 // (handle_register.cpp refuses peer-chosen ones), and those are unguessable
-// (broker.cpp seeds libzmq's counter).
+// (core.cpp seeds libzmq's counter).
 //
 // Slicing.  Each loop turn has a work budget (units of about a microsecond);
 // an op's cost is 1 for a PUBLISH plus its fan-out, 5 for other requests plus
@@ -24,8 +24,8 @@
 #include <google/protobuf/unknown_field_set.h>
 #include <spdlog/spdlog.h>
 
-#include "core.hpp"
 #include "curvebus/certificate.hpp"
+#include "protocol.hpp"
 
 namespace curvebus::broker {
 
@@ -38,28 +38,11 @@ constexpr std::size_t kMaxDeferredBytes = 8u << 20;
 
 }  // namespace
 
-PeerMeta meta_of(const zmq::message_t& body) {
-  PeerMeta m;
-  if (const char* user = zmq_msg_gets(body.handle(), "User-Id")) m.user = user;
-  // "Identity" is the routing id the peer asked for in its handshake; empty
-  // when libzmq generated one.  (A chosen id that starts with a zero byte
-  // reads as empty here; such ids are the ones libzmq reserves for itself
-  // and are covered by the unpredictable counter instead.)
-  if (const char* id = zmq_msg_gets(body.handle(), "Identity")) m.chose_routing_id = *id != '\0';
-  if (const char* addr = zmq_msg_gets(body.handle(), "Peer-Address")) m.address = addr;
-  return m;
-}
-
-void Core::on_message(const std::string& peer, zmq::message_t& body) {
-  on_input(peer, body.data(), body.size(), zmq_msg_gets(body.handle(), "User-Id"),
-           [&body] { return meta_of(body); });
-}
-
-void Core::on_input(const std::string& peer, const void* data, std::size_t size, const char* user,
-                    const std::function<PeerMeta()>& meta) {
+void Protocol::input(const std::string& peer, const void* data, std::size_t size, const char* user,
+                     const std::function<PeerMeta()>& meta) {
   ++counters_.messages_in;
   counters_.bytes_in += size;
-  Session* s = find_session(peer);
+  Session* s = sessions_.find(peer);
   if (s) {
     if (!user || s->key != user) {
       identity_mismatch(*s, user);
@@ -71,7 +54,7 @@ void Core::on_input(const std::string& peer, const void* data, std::size_t size,
     // Any message is an alive signal; a lone HEARTBEAT (most of what an idle
     // peer sends) is nothing more.
     ++s->messages_in;
-    heard(*s, now_ms());
+    heard(*s);
     if (size == heartbeat_frame()->size() &&
         std::memcmp(data, heartbeat_frame()->data(), size) == 0)
       return;
@@ -107,7 +90,7 @@ void Core::on_input(const std::string& peer, const void* data, std::size_t size,
     // connection gets ERROR IDENTITY (a connection is its listener + id).
     if (Session* other = sibling_session(peer)) {
       identity_mismatch(*other, user);
-      tombstone(peer, v1::ERROR_IDENTITY);
+      sessions_.tombstone(peer, v1::ERROR_IDENTITY);
     }
   }
   PendingInput in;
@@ -115,14 +98,14 @@ void Core::on_input(const std::string& peer, const void* data, std::size_t size,
   if (!decode_input(peer, data, size, in)) return;
   // An unregistered peer's ops are cheap (REGISTER, or rate-limited errors).
   if (serve(peer, in, s == nullptr)) return;
-  if (Session* owner = find_session(peer))
+  if (Session* owner = sessions_.find(peer))
     defer(*owner, std::move(in));
   else
     serve(peer, in, true);
 }
 
-bool Core::decode_input(const std::string& peer, const void* data, std::size_t size,
-                        PendingInput& in) {
+bool Protocol::decode_input(const std::string& peer, const void* data, std::size_t size,
+                            PendingInput& in) {
   frame_.Clear();
   if (decode_frame(data, size, frame_)) {
     in.frame = std::make_unique<v1::Frame>();
@@ -151,7 +134,7 @@ bool Core::decode_input(const std::string& peer, const void* data, std::size_t s
   return true;
 }
 
-bool Core::serve(const std::string& peer, PendingInput& in, bool force) {
+bool Protocol::serve(const std::string& peer, PendingInput& in, bool force) {
   if (in.undecoded) {
     in.undecoded = false;
     std::unique_ptr<std::string> bytes = std::move(in.bytes);
@@ -166,7 +149,7 @@ bool Core::serve(const std::string& peer, PendingInput& in, bool force) {
     op_work_ = 0;
     const std::size_t i = in.next++;
     if (!in.views.empty()) {
-      if (Session* s = find_session(peer)) {
+      if (Session* s = sessions_.find(peer)) {
         handle_publish(*s, in.views[i]);
       } else {
         v1::Op op;  // the session went away meanwhile: answered as unregistered
@@ -187,11 +170,11 @@ bool Core::serve(const std::string& peer, PendingInput& in, bool force) {
   return true;
 }
 
-void Core::defer(Session& s, PendingInput&& in) {
+void Protocol::defer(Session& s, PendingInput&& in) {
   const std::size_t bytes = in.bytes ? in.bytes->size() : 1024;
   if (s.input_bytes + bytes > kMaxDeferredBytes) {
     ++counters_.budget_refused;
-    const std::int64_t now = now_ms();
+    const std::int64_t now = now_ms_;
     if (now - s.busy_error_ms >= 100) {
       s.busy_error_ms = now;
       send_error(s, v1::ERROR_BUSY, 0,
@@ -207,16 +190,16 @@ void Core::defer(Session& s, PendingInput&& in) {
   s.input.push_back(std::move(in));
 }
 
-void Core::serve_backlogs() {
+void Protocol::serve_backlogs() {
   if (backlog_.empty()) return;
   std::vector<std::uint64_t> ids;
   ids.swap(backlog_);
   std::size_t k = 0;
   for (; k < ids.size() && turn_units_ > 0; ++k) {
     const std::uint64_t id = ids[k];
-    Session* s = find_session(id);
+    Session* s = sessions_.find(id);
     if (!s || s->input.empty()) continue;
-    const std::string peer = s->routing_id;
+    const std::string peer = s->peer;
     const std::int64_t saved = turn_units_;
     turn_units_ = std::min(saved, kSliceUnits);
     const std::int64_t slice = turn_units_;
@@ -227,7 +210,7 @@ void Core::serve_backlogs() {
       const std::size_t bytes = in.bytes ? in.bytes->size() : 1024;
       s->input_bytes -= std::min(s->input_bytes, bytes);
       const bool done = serve(peer, in, false);
-      s = find_session(id);
+      s = sessions_.find(id);
       if (!done && s) {
         s->input_bytes += bytes;
         s->input.push_front(std::move(in));
@@ -240,20 +223,22 @@ void Core::serve_backlogs() {
   backlog_.insert(backlog_.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end());
 }
 
-Session* Core::sibling_session(const std::string& peer) {
+Session* Protocol::sibling_session(const std::string& peer) {
+  if (!facts_.listeners) return nullptr;
+  const std::vector<Listener>& listeners = *facts_.listeners;
   const auto index = static_cast<std::size_t>(peer.front() - '0');
-  if (index >= listeners_.size() || listeners_[index].shards < 2) return nullptr;
-  const Listener& l = listeners_[index];
+  if (index >= listeners.size() || listeners[index].shards < 2) return nullptr;
+  const Listener& l = listeners[index];
   std::string other = peer;
   for (std::size_t i = l.first_shard; i < l.first_shard + l.shards; ++i) {
     if (i == index) continue;
     other.front() = static_cast<char>('0' + i);
-    if (Session* s = find_session(other)) return s;
+    if (Session* s = sessions_.find(other)) return s;
   }
   return nullptr;
 }
 
-void Core::identity_mismatch(Session& s, const char* user) {
+void Protocol::identity_mismatch(Session& s, const char* user) {
   ++counters_.identity_mismatches;
   const std::string sender = user && std::strlen(user) == 40 ? key_fingerprint(user) : "none";
   spdlog::warn(
@@ -266,9 +251,9 @@ void Core::identity_mismatch(Session& s, const char* user) {
          {"session", s.session_id},
          {"sender_fp", sender},
          {"address", s.address}});
-  const std::string peer = s.routing_id;
-  drop_session(s, CloseReason::kIdentity, "message from another key (fp " + sender + ")");
-  tombstone(peer, v1::ERROR_IDENTITY);
+  const std::string peer = s.peer;
+  close_session(s, CloseReason::kIdentity, "message from another key (fp " + sender + ")");
+  sessions_.tombstone(peer, v1::ERROR_IDENTITY);
 }
 
 }  // namespace curvebus::broker

@@ -127,10 +127,10 @@ void Core::handle_monitor(std::size_t listener) {
           if (log_handshake_.allow(suppressed))
             spdlog::warn("handshake failed address={} {}{}", address, detail,
                          suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
-          audit("handshake_failed", address,
-                {{"address", address},
-                 {"detail", detail},
-                 {"endpoint", listeners_[listener].endpoint}});
+          protocol_.audit("handshake_failed", address,
+                          {{"address", address},
+                           {"detail", detail},
+                           {"endpoint", listeners_[listener].endpoint}});
           break;
         }
         spdlog::debug("connection closed address={}", address);

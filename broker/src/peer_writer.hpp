@@ -1,7 +1,7 @@
 // PeerWriter: where the broker core's output goes — one ZeroMQ message (a
 // batch of encoded frames) to one peer.
 //
-// Every byte the core sends goes through Core::write(), which calls its
+// Every byte the core sends goes through SessionTable::write(), which calls its
 // PeerWriter and counts what left (frames_out, messages_out, bytes_out) in
 // one place.  The real writer (RouterWriter) writes the listeners' ROUTER
 // sockets; the in-process harness records (testing/harness.hpp).
@@ -41,7 +41,7 @@ struct Listener {
   zmq::socket_t monitor;  // its socket monitor (handshakes, connections)
   std::string endpoint;
   std::string server_fp;  // fingerprint of the server key it serves
-  // The listeners of one endpoint, one per I/O thread (broker.cpp): indexes
+  // The listeners of one endpoint, one per I/O thread (core.cpp): indexes
   // [first_shard, first_shard + shards) of the core's listeners.
   std::size_t first_shard = 0, shards = 1;
 };

@@ -2,7 +2,7 @@
 // normal path so subscribers and PULL see it.
 #include <google/protobuf/util/json_util.h>
 
-#include "core.hpp"
+#include "protocol.hpp"
 
 namespace curvebus::broker {
 
@@ -15,12 +15,12 @@ std::string to_json(const google::protobuf::Message& m) {
   return out;
 }
 
-void Core::publish_presence(const Session& s, bool online, CloseReason reason) {
+void Protocol::publish_presence(const Session& s, bool online, CloseReason reason) {
   v1::Presence p;
   p.set_name(s.name);
   p.set_role(s.role);
   p.set_session_id(s.session_id);
-  p.set_timestamp_us(now_us());
+  p.set_timestamp_us(now_us_);
   const std::uint32_t remaining = s.ns ? s.ns->sessions : 0;
   p.set_sessions(remaining);
   // The retained value describes the name: it stays "online" while another

@@ -60,47 +60,12 @@ void Core::load_retained() {
   if (loaded->set_aside)
     spdlog::error("retained values file {} was unreadable; moved to {}.bad, starting empty",
                   config_.retained_file, config_.retained_file);
-  std::size_t restored = 0, skipped = loaded->skipped;
-  NameState& sys = name_state("$SYS");
-  v1::Frame frame;
-  for (auto& [topic, value] : loaded->values) {
-    if (!value || !decode_frame(value->data(), value->size(), frame) || frame.ops_size() != 1 ||
-        !frame.ops(0).has_deliver()) {
-      ++skipped;
-      continue;
-    }
-    const v1::Deliver& d = frame.ops(0).deliver();
-    if (topic.empty() || topic.front() == '$' || d.topic() != topic ||
-        !check_topic(topic, topic_rules_).empty() || d.payload().empty() ||
-        d.payload().size() > config_.max_message_bytes || topics_.count(topic)) {
-      ++skipped;
-      continue;
-    }
-    // Charged to the name that published it when that name is known, so the
-    // quotas hold across a restart.
-    NameState& owner = d.publisher().empty() ? sys : name_state(d.publisher());
-    Topic* t = create_topic(topic, owner);
-    if (!t) {
-      ++skipped;
-      continue;
-    }
-    t->seq = d.seq();
-    t->last_publish_us = d.timestamp_us();
-    t->retained = value;
-    t->retained_owner = owner.owner;
-    charge(owner.owner, static_cast<std::int64_t>(value->size()));
-    charge(owner.owner, static_cast<std::int64_t>(value->size()));
-    t->history.add({d.seq(), d.timestamp_us(), value, owner.owner});
-    if (!d.publisher().empty()) t->publishers.push_back(d.publisher());
-    ++restored;
-  }
+  std::size_t skipped = loaded->skipped;
+  const std::size_t restored = topics_.restore(*loaded, protocol_.now_ms(), &skipped);
+  topics_.set_retained_log(retained_log_.get());
   spdlog::info("restored retained values file={} topics={} skipped={}{}", config_.retained_file,
                restored, skipped, loaded->migrated ? " (converted from the old format)" : "");
   retained_log_->start();
-}
-
-void Core::persist_retained(const std::string& topic, const Bytes& value) {
-  if (retained_log_) retained_log_->put(topic, value);
 }
 
 }  // namespace curvebus::broker

@@ -8,6 +8,7 @@
 
 #include "core.hpp"
 #include "curvebus/certificate.hpp"
+#include "curvebus/text.hpp"
 
 namespace curvebus::broker {
 
@@ -20,41 +21,6 @@ std::string str(const zmq::message_t& m) {
 }
 
 }  // namespace
-
-std::string Core::key_refusal(const std::string& key, const std::string& name, std::int64_t now_us,
-                              v1::ErrorCode* code) const {
-  auto set = [&](v1::ErrorCode c) {
-    if (code) *code = c;
-  };
-  const auto match = acl_.by_key(key);
-  if (!match.entry) {
-    set(v1::ERROR_REVOKED);
-    return "unknown key";
-  }
-  if (!name.empty() && match.entry->name != name) {
-    set(v1::ERROR_REVOKED);
-    return "key now belongs to another name";
-  }
-  if (revocations_.key_revoked(key)) {
-    set(v1::ERROR_REVOKED);
-    return "key revoked";
-  }
-  if (revocations_.name_revoked(match.entry->name)) {
-    set(v1::ERROR_REVOKED);
-    return "name revoked";
-  }
-  switch (key_state(*match.key, now_us)) {
-    case KeyState::kValid:
-      return "";
-    case KeyState::kNotYetValid:
-      set(v1::ERROR_KEY_EXPIRED);
-      return "key not yet valid";
-    case KeyState::kExpired:
-      set(v1::ERROR_KEY_EXPIRED);
-      return "key expired";
-  }
-  return "";
-}
 
 void Core::handle_zap() {
   for (int i = 0; i < 64; ++i) {
@@ -77,8 +43,8 @@ void Core::handle_zap() {
       zmq_z85_encode(z85, static_cast<const std::uint8_t*>(parts[6].data()), 32);
       const std::string key = z85;
       const std::string fp = key_fingerprint(key);
-      const auto match = acl_.by_key(key);
-      const std::string why = key_refusal(key, "", now_us(), nullptr);
+      const auto match = admission_.acl().by_key(key);
+      const std::string why = admission_.refusal(key, "", protocol_.now_us(), nullptr);
       if (why.empty()) {
         // Reconnecting without pause is how a key would pile up connections.
         if (handshake_limit_.size() > kMaxHandshakeBuckets) handshake_limit_.clear();
@@ -87,7 +53,7 @@ void Core::handle_zap() {
           it = handshake_limit_
                    .emplace(key, TokenBucket(config_.handshake_rate, 5.0 * config_.handshake_rate))
                    .first;
-        if (it->second.take(now_ms())) {
+        if (it->second.take(protocol_.now_ms())) {
           status = "200";
           text = "OK";
           user = key;
@@ -95,8 +61,8 @@ void Core::handle_zap() {
         } else {
           text = "too many connections";
           ++counters_.auth_denied;
-          audit("handshake_rate", match.entry->name,
-                {{"name", match.entry->name}, {"fp", fp}, {"address", address}});
+          protocol_.audit("handshake_rate", match.entry->name,
+                          {{"name", match.entry->name}, {"fp", fp}, {"address", address}});
         }
       } else {
         ++counters_.auth_denied;
@@ -105,8 +71,8 @@ void Core::handle_zap() {
           spdlog::warn("auth denied fp={} address={} reason={}{}", fp, address, why,
                        suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
         const std::string name = match.entry ? match.entry->name : "";
-        audit(match.entry ? "key_refused" : "unknown_key", match.entry ? name : fp,
-              {{"fp", fp}, {"name", name}, {"address", address}, {"reason", why}});
+        protocol_.audit(match.entry ? "key_refused" : "unknown_key", match.entry ? name : fp,
+                        {{"fp", fp}, {"name", name}, {"address", address}, {"reason", why}});
       }
     } else {
       ++counters_.auth_denied;
@@ -115,7 +81,7 @@ void Core::handle_zap() {
         spdlog::warn("auth denied address={} mechanism={} reason=not CURVE{}", address,
                      printable(mechanism, 32),
                      suppressed ? fmt::format(" (+{} similar suppressed)", suppressed) : "");
-      audit("auth_mechanism", address, {{"address", address}, {"mechanism", mechanism}});
+      protocol_.audit("auth_mechanism", address, {{"address", address}, {"mechanism", mechanism}});
     }
     const std::string version = "1.0";
     const std::string request_id = parts.size() > 1 ? str(parts[1]) : "";

@@ -7,12 +7,12 @@
 #include <random>
 #include <tuple>
 
-#include "core.hpp"  // literal_prefix
 #include "curvebus/broker/config.hpp"
 #include "curvebus/broker/history.hpp"
 #include "curvebus/broker/liveness.hpp"
 #include "curvebus/broker/rate_limiter.hpp"
 #include "curvebus/broker/topic_tree.hpp"
+#include "topic_table.hpp"  // literal_prefix
 
 using namespace curvebus::broker;
 

@@ -32,6 +32,8 @@ struct State {
     Harness::Options o;
     o.config.max_topics = kMaxTopics;
     o.config.stats_interval_s = 0;  // no $SYS/broker/stats between inputs
+    o.keep_revocations = false;     // no file (and no fsync) per revocation
+    o.keep_audit = false;
     h = std::make_unique<Harness>(std::move(o));
     dev = h->open("dev");
     alex = h->open("alex");

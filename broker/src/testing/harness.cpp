@@ -130,8 +130,8 @@ Harness::Harness(Options options) : config_(std::move(options.config)) {
   config_.acl_path = home_ + "/acl.toml";
   config_.keys_dir = home_ + "/keys";
   config_.endpoint_file.clear();
-  config_.revocations_file = home_ + "/revoked.toml";
-  config_.audit_file = home_ + "/audit.log";
+  config_.revocations_file = options.keep_revocations ? home_ + "/revoked.toml" : "";
+  config_.audit_file = options.keep_audit ? home_ + "/audit.log" : "";
   config_.retained_file = home_ + "/retained.pb";
   if (!options.persist_retained) config_.retained_sync_ms = 0;
   {

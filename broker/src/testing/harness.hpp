@@ -138,6 +138,8 @@ class Harness {
     // the broker's embedded default.
     std::vector<NameSpec> names;
     bool persist_retained = false;             // keep retained values in <home>/retained.pb
+    bool keep_revocations = true;              // false: no revocations_file (revocations in memory)
+    bool keep_audit = true;                    // false: no audit_file (events counted, not written)
     std::function<int(int fd)> retained_sync;  // the retained log's sync (null: fsync)
   };
 
