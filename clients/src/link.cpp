@@ -12,9 +12,11 @@ constexpr int kMaxReadsPerTurn = 256;          // ZeroMQ messages read before ot
 constexpr std::int64_t kDrainMs = 2000;        // close(): time queued publications get
 constexpr int kCloseLingerMs = 1000;           // close(): time the BYE gets
 constexpr std::int64_t kMonitorEveryMs = 100;  // Ready: how often the handshake monitor is read
-// A batch is one ZeroMQ message: 1,000 of them (up to 64 KiB each) may wait
-// in ZeroMQ's pipe before the socket pushes back on the outbox.
-constexpr int kSendHwm = 1000;
+// A batch is one ZeroMQ message: 16 of them (up to 64 KiB each, 1 MiB) may
+// wait in ZeroMQ's pipe before the socket pushes back on the outbox, so the
+// outbox's bound paces publish() and close() drains what was accepted (at
+// 1,000 the pipe held up to 64 MiB, which close() discarded after its linger).
+constexpr int kSendHwm = 16;
 constexpr int kRecvHwm = 100000;
 constexpr int kMonitorEvents =
     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
