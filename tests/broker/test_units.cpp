@@ -129,8 +129,10 @@ struct Recorded {
 };
 
 struct TimerRig {
-  LivenessTimers timers;
+  // The entries outlive the timers (destroyed after them), as sessions do in
+  // SessionTable: ~LivenessTimers unlinks the entries it still holds.
   std::vector<std::unique_ptr<LivenessTimers::Entry>> entries;
+  LivenessTimers timers;
   std::vector<Recorded> log;
   std::int64_t now = 0;
 
