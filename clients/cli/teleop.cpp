@@ -127,7 +127,10 @@ int run_teleop(const Connection& conn, const TeleopOptions& o) {
         std::lock_guard<std::mutex> lock(mu);
         if (m.topic == base + "ack") {
           rv1::CommandResult r;
-          if (r.ParseFromString(m.payload))
+          // A keepalive that renewed the lease changes nothing the operator
+          // needs to see: the line keeps the ack of the last motion command.
+          if (r.ParseFromString(m.payload) &&
+              !(r.action() == "keepalive" && r.status() == rv1::RESULT_OK))
             last_ack = r.action() + " " + rv1::ResultStatus_Name(r.status()).substr(7) +
                        (r.detail().empty() ? "" : " (" + r.detail() + ")");
         } else if (m.topic == base + "telemetry") {
