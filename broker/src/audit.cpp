@@ -84,7 +84,7 @@ Status AuditLog::open() {
     const int err = errno;
     return Status::Error(
         "cannot open audit log \"" + printable(opt_.path, 4096) + "\": " + std::strerror(err),
-        "IO");
+        StatusCode::kIo);
   }
   opened_ = true;
   return Status::Ok();

@@ -121,7 +121,7 @@ Status apply_toml(std::string_view text, const std::string& source, const std::s
   } catch (const toml::parse_error& e) {
     return Status::Error(
         source + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()),
-        "CONFIG");
+        StatusCode::kConfig);
   }
   auto where = [&](const toml::node& n) {
     return source + ":" + std::to_string(n.source().begin.line) + ": ";
@@ -130,12 +130,12 @@ Status apply_toml(std::string_view text, const std::string& source, const std::s
     if (key.str() != "broker")
       return Status::Error(where(node) + "unknown key '" + std::string(key.str()) +
                                "' (settings go in a [broker] table)",
-                           "CONFIG");
+                           StatusCode::kConfig);
   }
   const toml::table* broker = root["broker"].as_table();
   if (!broker) {
     if (const toml::node* n = root.get("broker"))
-      return Status::Error(where(*n) + "'broker' must be a table", "CONFIG");
+      return Status::Error(where(*n) + "'broker' must be a table", StatusCode::kConfig);
     return Status::Ok();
   }
   auto known = settings(config);
@@ -143,20 +143,23 @@ Status apply_toml(std::string_view text, const std::string& source, const std::s
     const std::string k(key.str());
     auto it = known.find(k);
     if (it == known.end())
-      return Status::Error(where(node) + "unknown key '" + k + "' in [broker]", "CONFIG");
+      return Status::Error(where(node) + "unknown key '" + k + "' in [broker]",
+                           StatusCode::kConfig);
     const Setting& s = it->second;
     if (s.kind == Setting::kString || s.kind == Setting::kPath) {
       auto v = node.value_exact<std::string>();
-      if (!v) return Status::Error(where(node) + "'" + k + "' must be a string", "CONFIG");
+      if (!v)
+        return Status::Error(where(node) + "'" + k + "' must be a string", StatusCode::kConfig);
       *static_cast<std::string*>(s.target) = s.kind == Setting::kPath ? resolve(base_dir, *v) : *v;
     } else {
       auto v = node.value_exact<std::int64_t>();
-      if (!v) return Status::Error(where(node) + "'" + k + "' must be an integer", "CONFIG");
+      if (!v)
+        return Status::Error(where(node) + "'" + k + "' must be an integer", StatusCode::kConfig);
       if (*v < 0 || static_cast<std::uint64_t>(*v) < s.min ||
           static_cast<std::uint64_t>(*v) > s.max)
         return Status::Error(where(node) + "'" + k + "' must be between " + std::to_string(s.min) +
                                  " and " + std::to_string(s.max),
-                             "CONFIG");
+                             StatusCode::kConfig);
       if (s.kind == Setting::kU32)
         *static_cast<std::uint32_t*>(s.target) = static_cast<std::uint32_t>(*v);
       else
@@ -168,7 +171,7 @@ Status apply_toml(std::string_view text, const std::string& source, const std::s
 
 Status load_config_file(const std::string& path, Config& config) {
   std::ifstream in(path);
-  if (!in) return Status::Error("cannot read config file " + path, "NOT_FOUND");
+  if (!in) return Status::Error("cannot read config file " + path, StatusCode::kNotFound);
   std::stringstream buf;
   buf << in.rdbuf();
   return apply_toml(buf.str(), path, dir_of(path), config);
@@ -258,13 +261,15 @@ Status validate(const Config& c) {
   if (!level_ok)
     return Status::Error(
         "unknown log level '" + c.log_level + "' (trace, debug, info, warn, error, critical, off)",
-        "CONFIG");
-  if (c.heartbeat_ms == 0) return Status::Error("heartbeat interval must be > 0", "CONFIG");
-  if (c.max_batch_bytes < 1024) return Status::Error("max batch below 1 KiB", "CONFIG");
+        StatusCode::kConfig);
+  if (c.heartbeat_ms == 0)
+    return Status::Error("heartbeat interval must be > 0", StatusCode::kConfig);
+  if (c.max_batch_bytes < 1024) return Status::Error("max batch below 1 KiB", StatusCode::kConfig);
   if (c.next_bind.empty() != c.next_key.empty())
-    return Status::Error("next_bind and next_key go together (broker key rotation)", "CONFIG");
+    return Status::Error("next_bind and next_key go together (broker key rotation)",
+                         StatusCode::kConfig);
   if (c.name_quota_bytes > c.memory_budget_bytes)
-    return Status::Error("name_quota_bytes is over memory_budget_bytes", "CONFIG");
+    return Status::Error("name_quota_bytes is over memory_budget_bytes", StatusCode::kConfig);
   return Status::Ok();
 }
 

@@ -244,6 +244,12 @@ Status open_listener(zmq::context_t& ctx, const Config& config, std::size_t inde
       return Status::Error(std::string("cannot monitor the socket: ") + zmq_strerror(zmq_errno()));
     out.monitor = zmq::socket_t(ctx, zmq::socket_type::pair);
     out.monitor.set(zmq::sockopt::linger, 0);
+    // No bound on the monitor's pipe: libzmq's I/O thread sends its events
+    // blocking, under the socket's monitor lock, so a full pipe would stall
+    // every connection of that thread until the loop reads it — and hang the
+    // shutdown, which takes that lock to stop the monitor while thousands of
+    // peers disconnect.  The loop reads the events every turn.
+    out.monitor.set(zmq::sockopt::rcvhwm, 0);
     out.monitor.connect(monitor_endpoint);
     if (fd >= 0) out.router.set(zmq::sockopt::use_fd, fd);
   } catch (const zmq::error_t& e) {
@@ -298,11 +304,11 @@ Status Core::start() {
     return Status::Error("this libzmq is built without CURVE; refusing to run insecurely");
   if (sodium_init() < 0) return Status::Error("libsodium failed to initialise");
   auto cert = read_certificate(config_.keys_dir + "/broker_secret", true);
-  if (!cert) return Status::Error(cert.status().message(), "KEYS");
+  if (!cert) return Status::Error(cert.status().message(), StatusCode::kKeys);
   std::optional<Certificate> next;
   if (!config_.next_key.empty()) {
     auto n = read_certificate(config_.next_key, true);
-    if (!n) return Status::Error(n.status().message(), "KEYS");
+    if (!n) return Status::Error(n.status().message(), StatusCode::kKeys);
     next = std::move(*n);
   }
   if (Status s = open(); !s) return s;
@@ -311,9 +317,9 @@ Status Core::start() {
     // Before the first socket: libzmq starts its I/O threads with it.
     context_.set(zmq::ctxopt::io_threads, static_cast<int>(config_.io_threads));
   } catch (const zmq::error_t& e) {
-    return Status::Error(std::string("cannot set the I/O threads: ") + e.what(), "IO");
+    return Status::Error(std::string("cannot set the I/O threads: ") + e.what(), StatusCode::kIo);
   }
-  if (::pipe(stop_pipe_) != 0) return Status::Error("cannot create the stop pipe", "IO");
+  if (::pipe(stop_pipe_) != 0) return Status::Error("cannot create the stop pipe", StatusCode::kIo);
   for (int fd : stop_pipe_) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 
   try {
@@ -322,7 +328,7 @@ Status Core::start() {
     zap_.set(zmq::sockopt::linger, 0);
     zap_.bind(kZapEndpoint);
   } catch (const zmq::error_t& e) {
-    return Status::Error(std::string("cannot set up sockets: ") + e.what(), "IO");
+    return Status::Error(std::string("cannot set up sockets: ") + e.what(), StatusCode::kIo);
   }
   listeners_.reserve(2 * config_.io_threads);
   if (Status s = open_listeners(context_, config_, config_.bind, *cert, listeners_); !s) return s;
@@ -333,10 +339,10 @@ Status Core::start() {
   }
   if (!config_.endpoint_file.empty()) {
     if (!write_file_atomically(config_.endpoint_file, listeners_[0].endpoint + "\n", 0644))
-      return Status::Error("cannot write " + config_.endpoint_file, "IO");
+      return Status::Error("cannot write " + config_.endpoint_file, StatusCode::kIo);
     if (next && !write_file_atomically(config_.endpoint_file + ".next",
                                        listeners_[next_index].endpoint + "\n", 0644))
-      return Status::Error("cannot write " + config_.endpoint_file + ".next", "IO");
+      return Status::Error("cannot write " + config_.endpoint_file + ".next", StatusCode::kIo);
   }
   spdlog::info(
       "broker listening endpoint={} broker_id={} version={} server_fp={} acl={} clients={} keys={} "

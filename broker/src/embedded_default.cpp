@@ -23,7 +23,7 @@ bool exists(const std::string& path) {
 Status make_dir(const std::string& path) {
   if (exists(path)) return Status::Ok();
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
-    return Status::Error("cannot create " + path + ": " + std::strerror(errno), "IO");
+    return Status::Error("cannot create " + path + ": " + std::strerror(errno), StatusCode::kIo);
   return Status::Ok();
 }
 
@@ -94,7 +94,7 @@ Status prepare_home(Config& c, std::vector<std::string>& log) {
     std::ofstream out(c.acl_path);
     out << kDevAcl;
     out.close();
-    if (!out) return Status::Error("cannot write " + c.acl_path, "IO");
+    if (!out) return Status::Error("cannot write " + c.acl_path, StatusCode::kIo);
     log.push_back("generated allow-list " + c.acl_path +
                   " (dev: admin, publish/subscribe everything; alex: robot agent)");
   }

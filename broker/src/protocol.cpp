@@ -14,7 +14,6 @@ constexpr std::int64_t kTurnUnits = 20000;
 constexpr std::int64_t kMaxWaitMs = 1000;
 constexpr std::int64_t kBacklogRetryMs = 2;
 constexpr std::int64_t kSweepEveryMs = 1000;
-constexpr std::int64_t kAuditTickMs = 1000;
 }  // namespace
 
 const char* reason_name(CloseReason r) {

@@ -170,7 +170,7 @@ bool RetainedLog::compaction_due(std::uint64_t file_bytes) const {
 }
 
 Result<RetainedLog::Loaded> RetainedLog::load() {
-  if (started_) return Status::Error("retained log: load() after start()", "STATE");
+  if (started_) return Status::Error("retained log: load() after start()", StatusCode::kState);
   loaded_ = true;
   load_error_ = Status::Ok();
   live_.clear();
@@ -193,7 +193,7 @@ Result<RetainedLog::Loaded> RetainedLog::load() {
   auto io_error = [&](const char* what) -> Result<Loaded> {
     load_error_ = Status::Error(
         fmt::format("retained log {}: cannot {}: {}", opts_.path, what, std::strerror(errno)),
-        "IO");
+        StatusCode::kIo);
     return load_error_;
   };
 
@@ -525,7 +525,7 @@ Status RetainedLog::fail(const char* what, int err) {
   if (log_limit_.allow(suppressed)) {
     spdlog::error("{} (retrying with a rewrite; {} similar lines suppressed)", message, suppressed);
   }
-  return Status::Error(std::move(message), "IO");
+  return Status::Error(std::move(message), StatusCode::kIo);
 }
 
 }  // namespace curvebus::broker

@@ -184,6 +184,12 @@ Peer Harness::open(const std::string& name, const RegisterSpec& spec) {
   return p;
 }
 
+Peer Harness::open(const std::string& name, std::uint32_t heartbeat_ms) {
+  RegisterSpec spec;
+  spec.heartbeat_ms = heartbeat_ms;
+  return open(name, spec);
+}
+
 void Harness::send(const Peer& peer, const v1::Op& op) {
   send_bytes(peer, encode_op(op));
 }

@@ -154,6 +154,8 @@ class Harness {
   // connect() and REGISTER; the REGISTERED reply is in the result's
   // `registered`.  Throws when the broker answers anything else.
   Peer open(const std::string& name, const RegisterSpec& spec = {});
+  // open() asking for the alive-signal interval `heartbeat_ms`.
+  Peer open(const std::string& name, std::uint32_t heartbeat_ms);
 
   // One incoming message from `peer` and the loop turn(s) after it.
   void send(const Peer& peer, const v1::Op& op);                   // one op, one frame
