@@ -7,28 +7,6 @@
 
 namespace curvebus::broker {
 
-// The request id of a request op (0 for ops without one).
-static std::uint64_t request_id_of(const v1::Op& op) {
-  switch (op.body_case()) {
-    case v1::Op::kRegister:
-      return op.register_().request_id();
-    case v1::Op::kSubscribe:
-      return op.subscribe().request_id();
-    case v1::Op::kUnsubscribe:
-      return op.unsubscribe().request_id();
-    case v1::Op::kPublish:
-      return op.publish().request_id();
-    case v1::Op::kPull:
-      return op.pull().request_id();
-    case v1::Op::kTopics:
-      return op.topics().request_id();
-    case v1::Op::kAdmin:
-      return op.admin().request_id();
-    default:
-      return 0;
-  }
-}
-
 void Protocol::dispatch_op(const std::string& peer, const PeerMeta& meta, v1::Op& op) {
   if (Session* s = sessions_.find(peer)) {
     if (op.body_case() != v1::Op::kPublish && op.body_case() != v1::Op::kHeartbeat &&
