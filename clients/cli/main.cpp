@@ -1,6 +1,8 @@
 // curvebus: the command-line tool (DESIGN.md "Command-line contract").
 //
 //   curvebus keygen NAME [--dir DIR]
+//   curvebus keygen --sign NAME [--dir DIR]      (federation signing key pair)
+//   curvebus keygen --federation-key FILE        (federation symmetric key)
 //   curvebus pub TOPIC [MESSAGE] [--retain] [--no-ack] [--json]
 //   curvebus sub PATTERN... [--count N] [--timeout SEC] [--json] [--retained]
 //   curvebus pull TOPIC [--since SEQ] [--json]
@@ -25,6 +27,7 @@
 
 #include "commands.hpp"
 #include "curvebus/certificate.hpp"
+#include "curvebus/federation.hpp"
 #include "format.hpp"
 
 namespace curvebus::cli {
@@ -83,9 +86,7 @@ void add_connection_options(CLI::App* app, Connection& conn) {
 }
 
 // ------------------------------------------------------------------ keygen
-int run_keygen(const std::string& name, std::string dir, const std::string& home_flag, bool force) {
-  if (name.empty() || name.find('/') != std::string::npos || name.find("..") != std::string::npos)
-    return fail(kExitUsage, "keygen: NAME must be a plain file name");
+std::string keygen_dir(std::string dir, const std::string& home_flag) {
   if (dir.empty()) {
     std::string home = home_flag;
     if (home.empty()) {
@@ -94,6 +95,52 @@ int run_keygen(const std::string& name, std::string dir, const std::string& home
     }
     dir = home + "/keys";
   }
+  return dir;
+}
+
+// A federation broker's Ed25519 pair: DIR/NAME.sign and DIR/NAME.sign_secret.
+int run_keygen_sign(const std::string& name, const std::string& dir, bool force) {
+  const fed::SigningKeys keys = fed::generate_signing_keys();
+  if (Status s = fed::write_signing_keys(dir, name, keys, force); !s)
+    return fail(kExitUsage, "keygen: " + s.message());
+  std::printf(
+      "signing key %s\npublic      %s/%s.sign\nsecret      %s/%s.sign_secret (mode 0600, keep it "
+      "private)\n",
+      fed::hex_encode(keys.public_key.data(), keys.public_key.size()).c_str(), dir.c_str(),
+      name.c_str(), dir.c_str(), name.c_str());
+  return kExitOk;
+}
+
+// A federation key: never overwrites, so a rotation cannot destroy the key
+// in use by mistake.
+int run_keygen_federation(const std::string& file) {
+  const fed::FederationKey key = fed::generate_federation_key();
+  if (Status s = fed::write_federation_key(file, key, false); !s)
+    return fail(kExitUsage, "keygen: " + s.message());
+  std::printf(
+      "key id      %08x\nfederation  %s (mode 0600, copy it to every broker, keep it private)\n",
+      key.id, file.c_str());
+  return kExitOk;
+}
+
+int run_keygen(const std::string& name, const std::string& sign_name,
+               const std::string& federation_file, const std::string& dir_flag,
+               const std::string& home_flag, bool force) {
+  const int modes = !name.empty() + !sign_name.empty() + !federation_file.empty();
+  if (modes != 1)
+    return fail(kExitUsage, "keygen: give exactly one of NAME, --sign NAME, --federation-key FILE");
+  if (!federation_file.empty()) {
+    if (force)
+      return fail(kExitUsage, "keygen: --federation-key never overwrites a key (no --force)");
+    if (!dir_flag.empty())
+      return fail(kExitUsage, "keygen: --federation-key takes a file path, not --dir");
+    return run_keygen_federation(federation_file);
+  }
+  const std::string& plain = name.empty() ? sign_name : name;
+  if (plain.find('/') != std::string::npos || plain.find("..") != std::string::npos)
+    return fail(kExitUsage, "keygen: NAME must be a plain file name");
+  const std::string dir = keygen_dir(dir_flag, home_flag);
+  if (!sign_name.empty()) return run_keygen_sign(sign_name, dir, force);
   const KeyPair keys = generate_keypair();
   if (Status s = write_certificate(dir, name, keys, force); !s)
     return fail(kExitUsage, "keygen: " + s.message());
@@ -400,11 +447,20 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("curvebus ") + CURVEBUS_VERSION);
   app.require_subcommand(1);
 
-  std::string name, dir, home;
+  std::string name, dir, home, sign_name, federation_file;
   bool force = false;
   auto* keygen = app.add_subcommand(
       "keygen", "Create a key pair (NAME public, NAME_secret 0600) in ZeroMQ's format");
-  keygen->add_option("NAME", name, "Name of the key pair")->required();
+  keygen->add_option("NAME", name, "Name of the key pair");
+  keygen
+      ->add_option("--sign", sign_name,
+                   "Instead: a federation signing key pair (Ed25519), NAME.sign and "
+                   "NAME.sign_secret (0600)")
+      ->option_text("NAME");
+  keygen
+      ->add_option("--federation-key", federation_file,
+                   "Instead: a new federation key in FILE (0600; never overwrites)")
+      ->option_text("FILE");
   keygen->add_option("--dir", dir, "Directory (default HOME/keys)");
   keygen->add_option("--home", home, "curvebus home folder (env CURVEBUS_HOME)");
   keygen->add_flag("--force", force, "Overwrite an existing pair");
@@ -489,7 +545,7 @@ int main(int argc, char** argv) {
     return fail(kExitUsage, std::string(e.what()) + " (see curvebus --help)");
   }
 
-  if (*keygen) return run_keygen(name, dir, home, force);
+  if (*keygen) return run_keygen(name, sign_name, federation_file, dir, home, force);
   if (*pub) return run_pub(conn, topic, message, retain, no_ack, json, ack_timeout);
   if (*sub) return run_sub(conn, patterns, count, timeout, json, retained);
   if (*pull) return run_pull(conn, topic, since, json);
