@@ -311,6 +311,23 @@ bool NatsCluster::wait_jetstream_placement(int i, Clock::time_point deadline) {
 bool NatsCluster::start(int n) {
   error_.clear();
   if (n < 1 || !nodes_.empty()) return fail(-1, "start(n) needs n >= 1 and is called once");
+  // A port found free can be taken by another process before nats-server
+  // binds it: then the whole cluster starts again on new ports (every
+  // config names every other node's route port).
+  for (int attempt = 1;; ++attempt) {
+    if (start_once(n)) return true;
+    bool port_taken = false;
+    for (int i = 0; i < size(); ++i) {
+      if (log(i).find("address already in use") != std::string::npos) port_taken = true;
+    }
+    if (!port_taken || attempt == 3) return false;
+    stop();
+    nodes_.clear();
+  }
+}
+
+bool NatsCluster::start_once(int n) {
+  error_.clear();
   nodes_.resize(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {
     Node& node = nodes_[static_cast<std::size_t>(i)];
@@ -323,6 +340,8 @@ bool NatsCluster::start(int n) {
     }
     node.config = dir_ / (node.name + ".conf");
     node.store = dir_ / (node.name + "-store");
+    std::error_code ec;
+    std::filesystem::remove_all(node.store, ec);
     std::filesystem::create_directories(node.store);
   }
   for (int i = 0; i < n; ++i) write_config(i);

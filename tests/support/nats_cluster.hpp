@@ -7,7 +7,9 @@
 //  * start(n) returns only when every node accepts clients and JetStream can
 //    place a stream with n replicas from every node (a throwaway stream is
 //    created and deleted through each node), or false after about 30 s
-//    (last_error() says why, with the tail of the failing node's log).
+//    (last_error() says why, with the tail of the failing node's log).  When a
+//    node could not bind a port (taken meanwhile by another process), the
+//    cluster starts again on new ports, up to three times.
 //  * kill(i) signals node i by its PID (SIGKILL by default) and reaps it;
 //    restart(i) starts it again with the same ports, name and store
 //    directory and waits until its /healthz answers 200 (JetStream caught
@@ -121,6 +123,7 @@ class NatsCluster {
     int runs = 0;
     std::unique_ptr<Process> process;
   };
+  bool start_once(int n);
   void write_config(int i);
   void spawn(int i);
   bool wait_accepting(int i, std::chrono::steady_clock::time_point deadline);
