@@ -12,6 +12,10 @@
 
 namespace curvebus::broker {
 
+// federation_config.cpp
+Status apply_federation_toml(const toml::table& table, const std::string& source,
+                             const std::string& base_dir, FederationConfig& fed);
+
 namespace {
 
 std::string dir_of(const std::string& path) {
@@ -127,9 +131,17 @@ Status apply_toml(std::string_view text, const std::string& source, const std::s
     return source + ":" + std::to_string(n.source().begin.line) + ": ";
   };
   for (auto&& [key, node] : root) {
+    if (key.str() == "federation") {
+      if (!node.is_table())
+        return Status::Error(where(node) + "'federation' must be a table", StatusCode::kConfig);
+      if (Status st = apply_federation_toml(*node.as_table(), source, base_dir, config.federation);
+          !st)
+        return st;
+      continue;
+    }
     if (key.str() != "broker")
       return Status::Error(where(node) + "unknown key '" + std::string(key.str()) +
-                               "' (settings go in a [broker] table)",
+                               "' (settings go in a [broker] table, federation in [federation])",
                            StatusCode::kConfig);
   }
   const toml::table* broker = root["broker"].as_table();

@@ -22,6 +22,7 @@
 #include "curvebus/broker/broker.hpp"
 #include "curvebus/certificate.hpp"
 #include "curvebus/codec.hpp"
+#include "federation.hpp"
 
 namespace curvebus::broker {
 
@@ -364,6 +365,12 @@ Status Core::start() {
       config_.history_depth, config_.max_topics, config_.max_sessions_per_name, config_.work_budget,
       config_.memory_budget_bytes, config_.name_quota_bytes, config_.topic_idle_s,
       config_.stats_interval_s, config_.io_threads);
+  if (config_.federation.enabled) {
+    federation_ = std::make_unique<Federation>(config_.federation, config_.home);
+    if (Status s = federation_->start(); !s) return s;
+    Federation* fed = federation_.get();
+    protocol_.set_federation(fed, [fed](v1::AdminReply& r) { fed->describe(r); });
+  }
   started_ = true;
   return Status::Ok();
 }
@@ -447,6 +454,8 @@ int Core::run() {
     items.push_back({l.monitor.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({l.router.handle(), 0, ZMQ_POLLIN, 0});
   }
+  const std::size_t fed_item = items.size();
+  if (federation_) items.push_back({nullptr, federation_->wake_fd(), ZMQ_POLLIN, 0});
   while (!stopping_.load()) {
     refresh_clock();
     const long timeout = poll_timeout_ms();
@@ -470,6 +479,8 @@ int Core::run() {
       begin_turn();
       for (std::size_t i = 0; i < listeners_.size(); ++i)
         if (items[3 + 2 * i].revents & ZMQ_POLLIN) drain_listener(i);
+      // What other brokers sent, checked on libnats's threads (federation.hpp).
+      if (federation_ && (items[fed_item].revents & ZMQ_POLLIN)) federation_->drain(protocol_);
       end_turn();
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
@@ -478,6 +489,13 @@ int Core::run() {
     }
   }
   spdlog::info("broker stopping sessions={} topics={}", sessions_.size(), topics_.size());
+  if (federation_) {
+    federation_->stop();
+    // Publishers whose commands were still being stored are answered.
+    begin_turn();
+    federation_->drain(protocol_);
+    end_turn();
+  }
   if (retained_log_) retained_log_->flush_and_wait();
   audit_.flush();
   for (auto& l : listeners_) {

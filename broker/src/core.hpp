@@ -55,6 +55,8 @@
 
 namespace curvebus::broker {
 
+class Federation;  // federation.hpp: other brokers over NATS, when configured
+
 // What a core gets from outside besides its Config.  The broker executable
 // passes nothing (the system clock, the ROUTER sockets); the in-process
 // harness passes its own (testing/harness.hpp).
@@ -104,6 +106,17 @@ class Core {
   // ADMIN STATUS's view.
   void fill_status(v1::BrokerStatus& st) const { protocol_.fill_status(st); }
 
+  // ---- federation in process (federation_port.hpp): start() wires the
+  // port to Federation (NATS) when [federation] is configured; tests give
+  // their own port and drive the import side by hand.
+  void set_federation_port(FederationPort* port) { protocol_.set_federation(port, nullptr); }
+  std::uint32_t import_publication(const ImportedPublication& m) {
+    return protocol_.import_publication(m);
+  }
+  void federation_stored(std::uint64_t token, bool stored, const std::string& why) {
+    protocol_.federation_stored(token, stored, why);
+  }
+
   // The session-table key of a peer: one tag byte for the listener, then the
   // ROUTER's routing id.  Two listeners may hand out equal routing ids.
   static std::string peer_id(std::size_t listener, const void* rid, std::size_t size);
@@ -138,12 +151,16 @@ class Core {
   TopicTable topics_;
   Protocol protocol_;
   std::unique_ptr<RetainedLog> retained_log_;
+  std::unique_ptr<Federation> federation_;  // null without [federation]
 
   // ZAP: new connections per second per key.
   std::unordered_map<std::string, TokenBucket> handshake_limit_;
-  // Monitor: connections seen (fd -> "address:port"), and handshake failures
-  // waiting for the DISCONNECTED that names their fd (listener, detail).
-  std::unordered_map<int, std::string> connections_by_fd_;
+  // Monitor: connections seen ((listener, fd) -> "address:port"; each
+  // listener's events come in order, but two listeners' monitors are read
+  // apart, and a descriptor one closed may already be another's), and
+  // handshake failures waiting for the DISCONNECTED that names their fd
+  // (listener, detail).
+  std::unordered_map<std::uint64_t, std::string> connections_by_fd_;
   std::deque<std::pair<std::size_t, std::string>> pending_handshake_failures_;
   std::uint32_t connections_ = 0;
 

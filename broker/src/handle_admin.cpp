@@ -224,6 +224,13 @@ void Protocol::handle_admin(Session& s, const v1::Admin& req) {
       r->set_message(summary);
       break;
     }
+    case v1::ADMIN_FEDERATION:
+      if (!describe_federation_) {
+        fail(v1::ERROR_UNSUPPORTED, "this broker has no [federation] in its configuration");
+        return;
+      }
+      describe_federation_(*r);
+      break;
     default:
       fail(v1::ERROR_UNSUPPORTED, "unknown admin command");
       return;

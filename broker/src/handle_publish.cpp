@@ -100,6 +100,17 @@ void Protocol::handle_publish(Session& s, const PublishView& req) {
     }
   }
   op_work_ += result.delivered;
+  if (federation_) {
+    ExportedPublication p;
+    p.topic = topic;
+    p.payload = req.payload;
+    p.publisher = s.name;
+    p.content_type = req.content_type;
+    p.retain = req.retain;
+    p.seq = result.seq;
+    p.publish_time_us = now_us_;
+    if (!export_publication(&s, rid, req.ack, p, result.delivered, result.dropped)) return;
+  }
   if (req.ack) {
     v1::Op op;
     auto* ack = op.mutable_puback();
@@ -115,8 +126,21 @@ void Protocol::handle_publish(Session& s, const PublishView& req) {
 void Protocol::publish_sys(const std::string& topic, const std::string& json, bool retain) {
   const auto r = topics_.publish(topic, json, names_.sys(), retain, "application/json", sessions_,
                                  now_ms_, now_us_);
-  if (r.refusal != TopicTable::Refusal::kNone)
+  if (r.refusal != TopicTable::Refusal::kNone) {
     spdlog::warn("cannot publish {}: topic limit reached", topic);
+    return;
+  }
+  if (federation_) {
+    ExportedPublication p;
+    p.topic = topic;
+    p.payload = json;
+    p.publisher = "$SYS";
+    p.content_type = "application/json";
+    p.retain = retain;
+    p.seq = r.seq;
+    p.publish_time_us = now_us_;
+    export_publication(nullptr, 0, false, p, r.delivered, r.dropped);
+  }
 }
 
 }  // namespace curvebus::broker

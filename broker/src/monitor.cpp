@@ -99,20 +99,21 @@ void Core::handle_monitor(std::size_t listener) {
       case ZMQ_EVENT_ACCEPTED: {
         ++connections_;
         const int fd = static_cast<int>(value);
+        const std::uint64_t key = (static_cast<std::uint64_t>(listener) << 32) | value;
         // Recorded at accept(); getpeername only if the recording is not in
         // effect (it may name a later connection on a reused descriptor).
         std::string address = take_accepted_address(fd);
         if (address.empty() && !accept_registry_active()) address = peer_address(fd);
         if (connections_by_fd_.size() < kMaxTrackedConnections)
-          connections_by_fd_[fd] = std::move(address);
-        spdlog::debug("connection accepted address={}", connections_by_fd_[fd]);
+          connections_by_fd_[key] = std::move(address);
+        spdlog::debug("connection accepted address={}", connections_by_fd_[key]);
         break;
       }
       case ZMQ_EVENT_DISCONNECTED: {
         if (connections_ > 0) --connections_;
-        const int fd = static_cast<int>(value);
+        const std::uint64_t key = (static_cast<std::uint64_t>(listener) << 32) | value;
         std::string address;
-        if (auto it = connections_by_fd_.find(fd); it != connections_by_fd_.end()) {
+        if (auto it = connections_by_fd_.find(key); it != connections_by_fd_.end()) {
           address = std::move(it->second);
           connections_by_fd_.erase(it);
         }

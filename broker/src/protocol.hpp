@@ -29,6 +29,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -40,6 +41,7 @@
 #include "curvebus/codec.hpp"
 #include "curvebus/text.hpp"
 #include "curvebus/topic.hpp"
+#include "federation_port.hpp"
 #include "log_limiter.hpp"
 #include "names.hpp"
 #include "peer_writer.hpp"
@@ -109,6 +111,23 @@ class Protocol {
   // ---- views (stats.cpp)
   void fill_status(v1::BrokerStatus& st) const;
 
+  // ---- federation (federation_hooks.cpp; docs/federation.md)
+  // Every accepted local publication goes to `port`'s exported() (null: no
+  // federation).  `port` must outlive the Protocol.
+  void set_federation(FederationPort* port, std::function<void(v1::AdminReply&)> describe) {
+    federation_ = port;
+    describe_federation_ = std::move(describe);
+  }
+  // The one import entry point: publishes `m` here as its publisher
+  // ("<site>/<name>") with no export; a command is then reported to
+  // import_done().  Returns the local subscribers it was queued for.
+  std::uint32_t import_publication(const ImportedPublication& m);
+  // The store of the command exported with `token` ended: its publisher gets
+  // the PUBACK it asked for, or ERROR FEDERATION_UNAVAILABLE with `why`.
+  void federation_stored(std::uint64_t token, bool stored, const std::string& why);
+  // Commands whose PUBACK waits for their store.
+  std::size_t stores_pending() const { return awaiting_store_.size(); }
+
  private:
   // ---- input (input.cpp)
   bool decode_input(const std::string& peer, const void* data, std::size_t size, PendingInput& in);
@@ -166,6 +185,15 @@ class Protocol {
   void run_liveness(std::int64_t now);
   void run_key_expiry();
 
+  // ---- federation (federation_hooks.cpp): the export hook after a
+  // publication was accepted; false when its publisher was already answered.
+  bool export_publication(Session* s, std::uint64_t request_id, bool ack,
+                          const ExportedPublication& p, std::uint32_t delivered,
+                          std::uint32_t dropped);
+  // A session of role agent subscribes to `topic` here (a command for a
+  // robot served by this broker is local, whatever the backbone does).
+  bool has_local_agent(std::string_view topic);
+
   // ---- presence and stats (presence.cpp, stats.cpp)
   void publish_presence(const Session& s, bool online, CloseReason reason);
   void publish_sys(const std::string& topic, const std::string& json, bool retain = true);
@@ -197,6 +225,20 @@ class Protocol {
   std::unordered_set<std::uint64_t> refusals_owed_;  // sessions owed a coalesced ERROR
   std::int64_t next_stats_ms_ = 0, next_sweep_ms_ = 0, next_audit_tick_ms_ = 0;
   std::vector<std::uint64_t> lost_;  // scratch for flush()
+
+  // Federation: the port (null: none) and the commands whose PUBACK waits.
+  FederationPort* federation_ = nullptr;
+  std::function<void(v1::AdminReply&)> describe_federation_;
+  struct AwaitingStore {
+    std::uint64_t session = 0;
+    std::uint64_t request_id = 0;
+    bool ack = false;
+    std::string topic;
+    std::uint64_t seq = 0;
+    std::uint32_t delivered = 0, dropped = 0;
+  };
+  std::unordered_map<std::uint64_t, AwaitingStore> awaiting_store_;
+  std::uint64_t next_store_token_ = 1;
 
   LogLimiter log_denied_{5, 1000};
   LogLimiter log_bad_input_{5, 1000};

@@ -7,7 +7,7 @@
 //   curvebus sub PATTERN... [--count N] [--timeout SEC] [--json] [--retained]
 //   curvebus pull TOPIC [--since SEQ] [--json]
 //   curvebus topics [PATTERN] [--json]
-//   curvebus admin status|clients|topics|stats|kick NAME|revoke NAME|revoke-key KEY|
+//   curvebus admin status|clients|topics|stats|federation|kick NAME|revoke NAME|revoke-key KEY|
 //                  unrevoke NAME|KEY|revocations|reload [--reason TEXT] [--json]
 //   curvebus teleop [--robot ID]
 //
@@ -351,6 +351,33 @@ void print_status(const v1::BrokerStatus& st) {
               static_cast<unsigned long long>(c.retained_save_failures()));
 }
 
+void print_federation(const v1::FederationStatus& f) {
+  auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::printf("federation %s, %s%s%s (reconnects %llu)\n", f.name().c_str(),
+              f.connected() ? "connected to " : "NOT connected to the NATS backbone",
+              f.server().c_str(), "", u(f.reconnects()));
+  std::printf("export     %llu envelopes, %llu dropped, %u waiting\n", u(f.exported()),
+              u(f.export_dropped()), f.export_queue());
+  std::printf("commands   stored %llu, refused (FEDERATION_UNAVAILABLE) %llu\n",
+              u(f.commands_stored()), u(f.commands_unavailable()));
+  std::printf("import     %llu delivered here, %llu dropped (queue full)\n", u(f.imported()),
+              u(f.import_dropped()));
+  std::printf("remote commands delivered %llu, duplicates %llu, held %llu, expired %llu\n",
+              u(f.commands_delivered()), u(f.commands_duplicate()), u(f.commands_held()),
+              u(f.commands_expired()));
+  std::string refused;
+  std::map<std::string, std::uint64_t> causes(f.refused().begin(), f.refused().end());
+  for (const auto& [cause, n] : causes)
+    refused += (refused.empty() ? "" : ", ") + cause + " " + std::to_string(n);
+  std::printf("refused    %s\n", refused.empty() ? "none" : refused.c_str());
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& p : f.peers())
+    rows.push_back({p.name(), std::to_string(p.accepted()), std::to_string(p.refused()),
+                    p.last_seen_us() ? format_time_us(p.last_seen_us()) : "-",
+                    p.last_seen_us() ? std::to_string(p.lag_us() / 1000) + " ms" : "-"});
+  std::fputs(table({"PEER", "ACCEPTED", "REFUSED", "LAST SEEN", "LAG"}, rows).c_str(), stdout);
+}
+
 int run_admin(const Connection& conn, const std::string& what, const std::string& arg,
               const std::string& reason, bool json) {
   static const std::map<std::string, v1::AdminCommand> commands = {
@@ -363,12 +390,13 @@ int run_admin(const Connection& conn, const std::string& what, const std::string
       {"revoke-key", v1::ADMIN_REVOKE_KEY},
       {"unrevoke", v1::ADMIN_UNREVOKE},
       {"revocations", v1::ADMIN_REVOCATIONS},
-      {"reload", v1::ADMIN_RELOAD}};
+      {"reload", v1::ADMIN_RELOAD},
+      {"federation", v1::ADMIN_FEDERATION}};
   auto it = commands.find(what);
   if (it == commands.end())
     return fail(kExitUsage, "admin: unknown command '" + what +
                                 "' (status, clients, topics, stats, kick, revoke, revoke-key, "
-                                "unrevoke, revocations, reload)");
+                                "unrevoke, revocations, reload, federation)");
   const bool needs_arg = it->second == v1::ADMIN_KICK || it->second == v1::ADMIN_REVOKE ||
                          it->second == v1::ADMIN_REVOKE_KEY || it->second == v1::ADMIN_UNREVOKE;
   if (needs_arg && arg.empty())
@@ -411,6 +439,9 @@ int run_admin(const Connection& conn, const std::string& what, const std::string
       if (r->truncated()) std::printf("(listing truncated)\n");
       break;
     }
+    case v1::ADMIN_FEDERATION:
+      print_federation(r->federation());
+      break;
     case v1::ADMIN_REVOCATIONS: {
       std::vector<std::vector<std::string>> rows;
       for (const auto& rev : r->revocations())

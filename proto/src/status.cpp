@@ -7,7 +7,7 @@ namespace curvebus {
 
 namespace {
 
-constexpr std::array<std::pair<StatusCode, const char*>, 36> kNames{{
+constexpr std::array<std::pair<StatusCode, const char*>, 37> kNames{{
     {StatusCode::kOk, "OK"},
     {StatusCode::kError, "ERROR"},
     {StatusCode::kUsage, "USAGE"},
@@ -44,6 +44,7 @@ constexpr std::array<std::pair<StatusCode, const char*>, 36> kNames{{
     {StatusCode::kKeyExpired, "KEY_EXPIRED"},
     {StatusCode::kBusy, "BUSY"},
     {StatusCode::kQuota, "QUOTA"},
+    {StatusCode::kFederationUnavailable, "FEDERATION_UNAVAILABLE"},
 }};
 
 }  // namespace

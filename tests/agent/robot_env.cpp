@@ -25,7 +25,8 @@ RobotEnv::RobotEnv(RobotEnvOptions options)
                      {"robot/alex/#", "$SYS/presence/#"}});
   broker.add_client({"op2", {"robot/alex/cmd"}, {"robot/alex/#"}});
   broker.add_client({"viewer", {}, {"robot/alex/#"}});
-  if (!broker.start()) return;
+  for (const auto& spec : options_.extra_clients) broker.add_client(spec);
+  if (!broker.start(options_.broker_args)) return;
 
   tty = dir / "alex-tty";
   control = dir / "alex-control";

@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 
 namespace curvebus::hostile {
@@ -415,20 +417,30 @@ std::vector<std::unique_ptr<RawPeer>> claim_routing_ids(
 
 // ---------------------------------------------------------------- raw TCP
 
+// Never the same port twice in one process: the kernel may hand a port out
+// again once it is closed, and a test that expects one kind of peer per port
+// (the handshake audit) then reads another peer's line as its own.
 int free_local_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  int port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
+  static std::mutex mutex;
+  static std::set<int> handed_out;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    int port = 0;
+    socklen_t len = sizeof a;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+      port = ntohs(a.sin_port);
+    ::close(fd);
+    if (port == 0) return 0;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (handed_out.insert(port).second) return port;
+  }
+  return 0;
 }
 
 GarbageConnection::GarbageConnection(int port, std::string_view bytes) {

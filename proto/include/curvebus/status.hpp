@@ -55,6 +55,7 @@ enum class StatusCode {
   kKeyExpired,
   kBusy,
   kQuota,
+  kFederationUnavailable,
 };
 
 // "OK", "ERROR", "USAGE", "IO", ..., "DENIED", "RATE_LIMITED", ...

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "curvebus/broker/federation_config.hpp"
 #include "curvebus/status.hpp"
 
 namespace curvebus::broker {
@@ -65,6 +66,7 @@ struct Config {
   // off the routing thread.  libzmq serves each connection on one I/O thread,
   // so more than one helps only with several peers.
   std::uint32_t io_threads = 2;
+  FederationConfig federation;  // [federation]: other brokers over NATS (federation_config.hpp)
   std::string log_level = "info";
   std::string log_file;
 };

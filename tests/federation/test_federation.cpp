@@ -1,0 +1,531 @@
+// Federation end to end (docs/federation.md): a real 3-node NATS cluster with
+// JetStream (tests/support/nats_cluster.hpp) and three real curvebus brokers,
+// lab-a, lab-b and lab-c, each federated over it; lab-c serves the robot
+// (alex-sim behind the real agent, tests/agent/robot_env.hpp).  Everything on
+// 127.0.0.1, every key made here.  Timing only as generous liveness bounds.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "curvebus/client.hpp"
+#include "curvebus/federation.hpp"
+#include "nats_cluster.hpp"
+#include "robot_env.hpp"
+
+using namespace curvebus;
+using namespace curvebus::test;
+
+namespace {
+
+const std::vector<std::string> kSites = {"lab-a", "lab-b", "lab-c"};
+
+// Collects what a client's subscription handler gets.
+struct Inbox {
+  std::mutex mu;
+  std::vector<Message> messages;
+  MessageHandler handler() {
+    return [this](const Message& m) {
+      std::lock_guard<std::mutex> lock(mu);
+      messages.push_back(m);
+    };
+  }
+  std::vector<Message> snapshot() {
+    std::lock_guard<std::mutex> lock(mu);
+    return messages;
+  }
+  std::size_t count_payload(const std::string& needle) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::size_t n = 0;
+    for (const auto& m : messages) n += m.payload.find(needle) != std::string::npos ? 1 : 0;
+    return n;
+  }
+};
+
+ClientOptions options_for(const BrokerHarness& broker, const std::string& name) {
+  ClientOptions o;
+  o.endpoint = broker.endpoint();
+  o.server_public_key = broker.server_public_key();
+  o.public_key = broker.keys_of(name).public_key;
+  o.secret_key = broker.keys_of(name).secret_key;
+  o.heartbeat = 200ms;
+  o.reconnect_min = 50ms;
+  o.reconnect_max = 500ms;
+  return o;
+}
+
+// Three sites over one NATS cluster; lab-c has the robot.
+class FedEnv {
+ public:
+  explicit FedEnv(int nats_nodes = 3) {
+    if (!nats.start(nats_nodes)) {
+      error = "NATS cluster: " + nats.last_error();
+      return;
+    }
+    fkey = fed::generate_federation_key();
+    if (!fed::write_federation_key(dir / "federation.key", fkey)) return;
+    for (const auto& site : kSites) {
+      sign[site] = fed::generate_signing_keys();
+      if (!fed::write_signing_keys(dir.path(), site, sign[site])) return;
+    }
+    for (const auto& site : {"lab-a", "lab-b"}) {
+      ::mkdir((dir / site).c_str(), 0700);
+      auto b = std::make_unique<BrokerHarness>(CURVEBUS_BROKER_BIN, dir / site);
+      b->add_client({"dev", {"#"}, {"#", "$SYS/#"}, true});
+      b->add_client(
+          {"op1", {"robot/alex/cmd", "robot/alex/cmd/clear-estop"}, {"robot/alex/#", "$SYS/#"}});
+      if (!b->start({"--config", write_config(site)})) {
+        error = std::string("broker ") + site + " did not start";
+        return;
+      }
+      brokers[site] = std::move(b);
+    }
+    RobotEnvOptions ro;
+    ro.broker_args = {"--config", write_config("lab-c")};
+    ro.extra_clients = {{"fedadmin", {}, {"#", "$SYS/#"}, true}};
+    robot = std::make_unique<RobotEnv>(ro);
+    if (!robot->ok()) {
+      error = "robot site lab-c did not start";
+      return;
+    }
+    ok = true;
+  }
+
+  BrokerHarness& a() { return *brokers["lab-a"]; }
+  BrokerHarness& b() { return *brokers["lab-b"]; }
+  BrokerHarness& c() { return robot->broker; }
+
+  std::string write_config(const std::string& site) {
+    const std::string path = dir / (site + ".toml");
+    std::ofstream out(path);
+    out << "[federation]\n"
+        << "name = \"" << site << "\"\n"
+        << "urls = [";
+    for (int i = 0; i < nats.size(); ++i) out << (i ? ", " : "") << '"' << nats.url(i) << '"';
+    out << "]\n"
+        << "signing_key = \"" << dir / (site + ".sign_secret") << "\"\n"
+        << "keys = [\"" << dir / "federation.key"
+        << "\"]\n"
+        << "export = [\"robot/#\", \"$SYS/presence/#\"]\n"
+        << "import = [\"robot/#\", \"$SYS/#\"]\n"
+        << "commands = [\"robot/+/cmd/#\"]\n"
+        << "replicas = " << (nats.size() >= 3 ? 3 : 1) << "\n"
+        << "command_timeout_ms = 8000\n"
+        << "reconnect_wait_ms = 200\n"
+        << "state_file = \"" << dir / (site + ".state") << "\"\n";
+    for (const auto& peer : kSites) {
+      if (peer == site) continue;
+      out << "\n[[federation.peer]]\n"
+          << "name = \"" << peer << "\"\n"
+          << "sign_public_key = \""
+          << fed::hex_encode(sign[peer].public_key.data(), sign[peer].public_key.size())
+          << "\"\n"
+          // Narrower than the import patterns, so a peer's envelope on
+          // another robot/ topic arrives here and is refused as denied.
+          << "publish = [\"robot/+/cmd/#\", \"robot/+/telemetry\", \"robot/+/status\", "
+             "\"robot/+/ack\", \"$SYS/#\"]\n";
+    }
+    return path;
+  }
+
+  // ADMIN FEDERATION of a broker, as its admin "dev" (lab-c: "op1" has no
+  // admin right, so lab-c gets a dev of its own in the robot's allow-list).
+  std::optional<v1::FederationStatus> federation_status(BrokerHarness& broker,
+                                                        const std::string& admin) {
+    Client cl(options_for(broker, admin));
+    if (!cl.connect(5000ms)) return std::nullopt;
+    auto r = cl.admin(v1::ADMIN_FEDERATION);
+    if (!r) return std::nullopt;
+    return r->federation();
+  }
+
+  NatsCluster nats;
+  TempDir dir{"fed"};
+  fed::FederationKey fkey;
+  std::map<std::string, fed::SigningKeys> sign;
+  std::map<std::string, std::unique_ptr<BrokerHarness>> brokers;
+  std::unique_ptr<RobotEnv> robot;
+  bool ok = false;
+  std::string error;
+};
+
+std::string status_name(const std::optional<rv1::CommandResult>& r) {
+  return r ? rv1::ResultStatus_Name(r->status()) : std::string("(no ack)");
+}
+
+rv1::Command stats(Controller& c) {
+  rv1::Command cmd = c.command();
+  cmd.mutable_get_stats();
+  return cmd;
+}
+
+// Waits until the robot on lab-c answers a command sent from lab-a (the
+// federation's consumers are set up in the background after start).
+bool robot_reachable(Controller& op) {
+  return wait_until(
+      [&] {
+        Status st;
+        const std::string id = op.send(stats(op), &st);
+        return st.ok() && op.wait_ack(id, 2000ms).has_value();
+      },
+      30000ms, 200ms);
+}
+
+// Every ack the controller saw, per command id.
+std::map<std::string, std::vector<rv1::CommandResult>> acks_by_id(Controller& op) {
+  std::map<std::string, std::vector<rv1::CommandResult>> out;
+  for (const auto& a : op.acks()) out[a.id()].push_back(a);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "federation: telemetry published on lab-a reaches a wildcard subscriber on lab-c, in "
+    "order, intact, as lab-a/<name>",
+    "[federation]") {
+  FedEnv env;
+  INFO(env.error);
+  REQUIRE(env.ok);
+  Client sub(options_for(env.c(), "fedadmin"));
+  REQUIRE(sub.connect(5000ms));
+  Inbox got;
+  REQUIRE(sub.subscribe({"robot/+/telemetry"}, got.handler()));
+  Client pub(options_for(env.a(), "dev"));
+  REQUIRE(pub.connect(5000ms));
+  // The import side subscribes at start: a first message proves the path.
+  REQUIRE(wait_until(
+      [&] {
+        pub.publish("robot/bravo/telemetry", "probe");
+        return got.count_payload("probe") > 0;
+      },
+      20000ms, 200ms));
+  const int n = 500;
+  for (int i = 0; i < n; ++i) {
+    std::string payload = "sample " + std::to_string(i) + " ";
+    payload += std::string(static_cast<std::size_t>(i % 200), static_cast<char>('a' + i % 26));
+    REQUIRE(pub.publish("robot/bravo/telemetry", payload));
+  }
+  REQUIRE(wait_until([&] { return got.count_payload("sample ") >= n; }, 20000ms));
+  std::vector<Message> samples;
+  for (const auto& m : got.snapshot())
+    if (m.payload.rfind("sample ", 0) == 0) samples.push_back(m);
+  REQUIRE(samples.size() == static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const Message& m = samples[static_cast<std::size_t>(i)];
+    std::string expect = "sample " + std::to_string(i) + " ";
+    expect += std::string(static_cast<std::size_t>(i % 200), static_cast<char>('a' + i % 26));
+    CHECK(m.payload == expect);
+    CHECK(m.topic == "robot/bravo/telemetry");
+    CHECK(m.publisher == "lab-a/dev");
+  }
+  // The robot's own telemetry (agent on lab-c) reaches lab-a's subscriber too.
+  Client far(options_for(env.a(), "op1"));
+  REQUIRE(far.connect(5000ms));
+  Inbox seen;
+  REQUIRE(far.subscribe({"robot/alex/telemetry"}, seen.handler()));
+  REQUIRE(wait_until([&] { return seen.snapshot().size() >= 3; }, 20000ms));
+  CHECK(seen.snapshot().front().publisher == "lab-c/alex");
+}
+
+TEST_CASE(
+    "federation: a command from lab-a drives alex-sim behind the agent on lab-c and the "
+    "ack returns to lab-a; pull on lab-b returns lab-a's retained status",
+    "[federation]") {
+  FedEnv env;
+  INFO(env.error);
+  REQUIRE(env.ok);
+  Controller op(env.a(), "op1");
+  REQUIRE(op.connected());
+  REQUIRE(robot_reachable(op));
+  const auto r = op.call(stats(op), 10000ms);
+  CHECK(status_name(r) == "RESULT_OK");
+
+  Client dev_a(options_for(env.a(), "dev"));
+  REQUIRE(dev_a.connect(5000ms));
+  PublishOptions retain;
+  retain.retain = true;
+  retain.wait_ack = true;
+  REQUIRE(dev_a.publish("robot/bravo/status", "bravo: docked", retain));
+  Client dev_b(options_for(env.b(), "dev"));
+  REQUIRE(dev_b.connect(5000ms));
+  std::vector<Message> pulled;
+  REQUIRE(wait_until(
+      [&] {
+        auto p = dev_b.pull("robot/bravo/status", 0, 1);
+        if (!p || p->empty()) return false;
+        pulled = *p;
+        return pulled.back().payload == "bravo: docked";
+      },
+      20000ms, 200ms));
+  CHECK(pulled.back().publisher == "lab-a/dev");
+  // lab-a's presence is visible on lab-b under $SYS/federation/lab-a/.
+  Inbox presence;
+  REQUIRE(dev_b.subscribe({"$SYS/federation/lab-a/presence/#"}, presence.handler()));
+  Client again(options_for(env.a(), "op1"));
+  REQUIRE(again.connect(5000ms));
+  CHECK(wait_until([&] { return !presence.snapshot().empty(); }, 20000ms));
+}
+
+TEST_CASE(
+    "federation: the backbone can neither read nor forge — hand-made envelopes are refused "
+    "and counted by cause, and no payload crosses it in clear",
+    "[federation]") {
+  FedEnv env;
+  INFO(env.error);
+  REQUIRE(env.ok);
+  auto raw = nats::connect(env.nats.url(1));
+  REQUIRE(raw);
+  // A raw subscriber on everything the backbone carries.
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> wire;  // subject, data
+  natsSubscription* tap = nullptr;
+  auto on_wire = [](natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
+    auto* self = static_cast<std::pair<std::mutex*, decltype(wire)*>*>(closure);
+    std::lock_guard<std::mutex> lock(*self->first);
+    self->second->emplace_back(
+        natsMsg_GetSubject(m),
+        std::string(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))));
+    natsMsg_Destroy(m);
+  };
+  std::pair<std::mutex*, decltype(wire)*> closure{&mu, &wire};
+  REQUIRE(natsConnection_Subscribe(&tap, raw.get(), "curvebus.>", on_wire, &closure) == NATS_OK);
+  nats::Subscription tap_owner(tap);
+
+  Client viewer(options_for(env.c(), "viewer"));
+  REQUIRE(viewer.connect(5000ms));
+  Inbox at_c;
+  REQUIRE(viewer.subscribe({"robot/alex/#"}, at_c.handler()));
+  Client pub(options_for(env.a(), "dev"));
+  REQUIRE(pub.connect(5000ms));
+  REQUIRE(wait_until(
+      [&] {
+        pub.publish("robot/alex/telemetry", "TOPSECRET reading");
+        return at_c.count_payload("TOPSECRET") > 0;
+      },
+      20000ms, 200ms));
+  // A genuine envelope of lab-a, captured on the wire.
+  std::string genuine_subject, genuine;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& [subject, data] : wire)
+      if (subject == "curvebus.s.lab-a.robot.alex.telemetry") {
+        genuine_subject = subject;
+        genuine = data;
+      }
+    for (const auto& [subject, data] : wire) {
+      INFO(subject);
+      CHECK(data.find("TOPSECRET") == std::string::npos);  // sealed: no payload in clear
+    }
+  }
+  REQUIRE(!genuine.empty());
+
+  std::this_thread::sleep_for(500ms);  // the probes still on their way
+  const std::size_t genuine_seen = at_c.count_payload("TOPSECRET");
+  auto send = [&](const std::string& subject, const std::string& data) {
+    REQUIRE(natsConnection_Publish(raw.get(), subject.c_str(), data.data(),
+                                   static_cast<int>(data.size())) == NATS_OK);
+  };
+  const std::string subject = "curvebus.s.lab-a.robot.alex.telemetry";
+  fed::Envelope e;
+  e.origin = "lab-a";
+  e.publisher = "dev";
+  e.topic = "robot/alex/telemetry";
+  e.epoch = 1;
+  e.publish_time_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  e.klass = fed::Class::kStream;
+  // 1. garbage
+  send(subject, "FORGED garbage, not an envelope");
+  // 2. signed by a key that is not lab-a's
+  e.seq = 1;
+  e.payload = "FORGED unknown signer";
+  send(subject, fed::seal(e, fed::generate_signing_keys(), env.fkey, subject));
+  // 3. an origin nobody configured
+  {
+    fed::Envelope x = e;
+    x.origin = "lab-x";
+    x.payload = "FORGED unknown origin";
+    const std::string sx = "curvebus.s.lab-x.robot.alex.telemetry";
+    send(sx, fed::seal(x, fed::generate_signing_keys(), env.fkey, sx));
+  }
+  // 4. sealed with a federation key nobody has
+  e.payload = "FORGED unknown key";
+  send(subject, fed::seal(e, env.sign["lab-a"], fed::generate_federation_key(), subject));
+  // 5. lab-a's real key, on a topic outside lab-a's publish patterns here
+  {
+    fed::Envelope d = e;
+    d.topic = "robot/alex/secret";
+    d.payload = "FORGED denied topic";
+    d.seq = 2;
+    const std::string sd = "curvebus.s.lab-a.robot.alex.secret";
+    send(sd, fed::seal(d, env.sign["lab-a"], env.fkey, sd));
+  }
+  // 6. the genuine envelope again (replayed), and moved to another subject
+  send(genuine_subject, genuine);
+  send("curvebus.s.lab-a.robot.alex.status", genuine);
+
+  std::optional<v1::FederationStatus> st;
+  auto refused = [&](const std::string& cause) {
+    return st && st->refused().count(cause) ? st->refused().at(cause) : 0;
+  };
+  REQUIRE(wait_until(
+      [&] {
+        st = env.federation_status(env.c(), "fedadmin");
+        return st && refused("malformed") >= 1 && refused("bad_signature") >= 1 &&
+               refused("unknown_origin") >= 1 && refused("unknown_key") >= 1 &&
+               refused("denied") >= 1 && refused("replayed") >= 1 && refused("bad_box") >= 1;
+      },
+      15000ms, 200ms));
+  CHECK(refused("malformed") >= 1);
+  CHECK(refused("bad_signature") >= 1);
+  CHECK(refused("unknown_origin") >= 1);
+  CHECK(refused("unknown_key") >= 1);
+  CHECK(refused("denied") >= 1);
+  CHECK(refused("replayed") >= 1);
+  CHECK(refused("bad_box") >= 1);
+  // Nothing forged was delivered, and the replayed sample not twice.
+  std::this_thread::sleep_for(500ms);
+  CHECK(at_c.count_payload("FORGED") == 0);
+  CHECK(at_c.count_payload("TOPSECRET") == genuine_seen);
+}
+
+TEST_CASE(
+    "federation faults: SIGKILL of one NATS node while commands flow — every command that "
+    "got a PUBACK reaches the agent exactly once",
+    "[federation][faults]") {
+  FedEnv env;
+  INFO(env.error);
+  REQUIRE(env.ok);
+  Controller op(env.a(), "op1");
+  REQUIRE(op.connected());
+  REQUIRE(robot_reachable(op));
+  const int n = 60;
+  std::vector<std::string> acked, refused;
+  for (int i = 0; i < n; ++i) {
+    if (i == n / 3) env.nats.kill(0);  // one of three nodes: JetStream keeps a quorum
+    Status st;
+    const std::string id = op.send(stats(op), &st);
+    (st.ok() ? acked : refused).push_back(id);
+    std::this_thread::sleep_for(20ms);
+  }
+  // Every PUBACKed command is answered by the agent, once.
+  REQUIRE(wait_until(
+      [&] {
+        const auto by_id = acks_by_id(op);
+        for (const auto& id : acked)
+          if (!by_id.count(id)) return false;
+        return true;
+      },
+      60000ms, 200ms));
+  std::this_thread::sleep_for(2000ms);  // a duplicate would arrive by now
+  const auto by_id = acks_by_id(op);
+  int delivered = 0, duplicated = 0, refused_delivered = 0;
+  for (const auto& id : acked) {
+    const auto it = by_id.find(id);
+    if (it == by_id.end()) continue;
+    ++delivered;
+    if (it->second.size() > 1) ++duplicated;
+    for (const auto& r : it->second)
+      CHECK(rv1::ResultStatus_Name(r.status()) != "RESULT_REJECTED_DUPLICATE");
+  }
+  for (const auto& id : refused) refused_delivered += by_id.count(id) ? 1 : 0;
+  std::printf(
+      "federation node kill: sent %d, acked %zu, refused %zu, delivered %d, duplicated %d, "
+      "refused but delivered %d\n",
+      n, acked.size(), refused.size(), delivered, duplicated, refused_delivered);
+  CHECK(delivered == static_cast<int>(acked.size()));
+  CHECK(duplicated == 0);
+  CHECK(acked.size() >= static_cast<std::size_t>(n / 2));  // the cluster kept serving
+}
+
+TEST_CASE(
+    "federation faults: the robot's broker SIGKILLed and restarted — commands stored "
+    "meanwhile are delivered after the restart, none twice",
+    "[federation][faults]") {
+  FedEnv env;
+  INFO(env.error);
+  REQUIRE(env.ok);
+  Controller op(env.a(), "op1");
+  REQUIRE(op.connected());
+  REQUIRE(robot_reachable(op));
+  std::vector<std::string> before, during;
+  for (int i = 0; i < 5; ++i) {
+    Status st;
+    before.push_back(op.send(stats(op), &st));
+    REQUIRE(st.ok());
+    REQUIRE(op.wait_ack(before.back(), 10000ms));
+  }
+  env.c().kill(SIGKILL);
+  for (int i = 0; i < 10; ++i) {
+    Status st;
+    const std::string id = op.send(stats(op), &st);
+    INFO(st.message());
+    REQUIRE(st.ok());  // stored by JetStream: lab-a does not need lab-c
+    during.push_back(id);
+  }
+  REQUIRE(env.c().restart({"--config", env.dir / "lab-c.toml"}));
+  REQUIRE(wait_until(
+      [&] {
+        const auto by_id = acks_by_id(op);
+        for (const auto& id : during)
+          if (!by_id.count(id)) return false;
+        return true;
+      },
+      60000ms, 200ms));
+  std::this_thread::sleep_for(2000ms);
+  const auto by_id = acks_by_id(op);
+  int delivered = 0, duplicated = 0;
+  for (const auto& ids : {before, during})
+    for (const auto& id : ids) {
+      const auto it = by_id.find(id);
+      if (it == by_id.end()) continue;
+      ++delivered;
+      if (it->second.size() > 1) ++duplicated;
+    }
+  std::printf(
+      "federation robot-broker restart: sent %zu before and %zu during the outage, all "
+      "acked by JetStream; delivered %d, duplicated %d\n",
+      before.size(), during.size(), delivered, duplicated);
+  CHECK(delivered == static_cast<int>(before.size() + during.size()));
+  CHECK(duplicated == 0);
+}
+
+TEST_CASE(
+    "federation faults: the whole NATS cluster down — local pub/sub goes on and a remote "
+    "command is refused with FEDERATION_UNAVAILABLE",
+    "[federation][faults]") {
+  FedEnv env;
+  INFO(env.error);
+  REQUIRE(env.ok);
+  Controller op(env.a(), "op1");
+  REQUIRE(op.connected());
+  REQUIRE(robot_reachable(op));
+  env.nats.stop();
+  Client sub(options_for(env.a(), "dev"));
+  REQUIRE(sub.connect(5000ms));
+  Inbox got;
+  REQUIRE(sub.subscribe({"robot/bravo/#"}, got.handler()));
+  Client pub(options_for(env.a(), "dev"));
+  REQUIRE(pub.connect(5000ms));
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(pub.publish("robot/bravo/telemetry", "local " + std::to_string(i)));
+  CHECK(wait_until([&] { return got.count_payload("local ") == 20; }, 5000ms));
+  Status st;
+  REQUIRE(wait_until(
+      [&] {
+        op.send(stats(op), &st);
+        return st.is(StatusCode::kFederationUnavailable);
+      },
+      15000ms, 200ms));
+  CHECK(st.code() == "FEDERATION_UNAVAILABLE");
+  // The robot's own site is untouched as well.
+  Controller local(env.c(), "op1");
+  REQUIRE(local.connected());
+  CHECK(status_name(local.call(stats(local), 10000ms)) == "RESULT_OK");
+}
