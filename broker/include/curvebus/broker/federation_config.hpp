@@ -51,11 +51,12 @@ struct FederationConfig {
   std::string stream_prefix = "CURVEBUS";  // JetStream streams <prefix>_CMD and <prefix>_KV
   std::uint32_t replicas = 1;              // of those streams
   std::vector<std::string> export_patterns, import_patterns, command_patterns;
-  std::uint32_t export_queue = 10000;       // envelopes waiting to leave; past it dropped
-  std::uint32_t import_queue = 10000;       // envelopes waiting for the routing thread
-  std::uint32_t command_timeout_ms = 5000;  // wait for JetStream's store acknowledgement
-  std::uint32_t command_max_age_s = 60;     // an older command is never delivered
-  std::uint32_t stream_max_age_s = 300;     // an older stream envelope is refused
+  std::uint32_t export_queue = 10000;  // envelopes waiting to leave; past it dropped
+  std::uint32_t import_queue = 10000;  // envelopes waiting for the routing thread
+  std::uint32_t command_timeout_ms =
+      4000;  // wait for JetStream's store acknowledgement (under the client's 5 s)
+  std::uint32_t command_max_age_s = 60;  // an older command is never delivered
+  std::uint32_t stream_max_age_s = 300;  // an older stream envelope is refused
   std::uint32_t reconnect_wait_ms = 500;
   std::string state_file;  // replay windows across restarts; empty = <home>/federation.state
   std::vector<FederationPeer> peers;
