@@ -6,6 +6,7 @@
 #include <nats/nats.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -63,6 +64,15 @@ struct FederationCallbacks {
   static void disconnected(natsConnection*, void* c) {
     static_cast<Federation*>(c)->on_connection(false);
   }
+  // Backoff: reconnect_wait_ms doubled per attempt through the server list,
+  // up to 16 times that, with up to a quarter of jitter.
+  static int64_t reconnect_delay(natsConnection*, int attempts, void* c) {
+    const auto* self = static_cast<Federation*>(c);
+    const std::int64_t base = self->config_.reconnect_wait_ms;
+    const std::int64_t delay = base << std::min(std::max(attempts - 1, 0), 4);
+    return delay + static_cast<std::int64_t>(randombytes_uniform(
+                       static_cast<std::uint32_t>(std::max<std::int64_t>(delay / 4, 1))));
+  }
 };
 
 Federation::Federation(const FederationConfig& config, std::string home)
@@ -113,7 +123,8 @@ Status Federation::start() {
   if (s == NATS_OK) s = natsOptions_SetName(opts, ("curvebus-broker " + config_.name).c_str());
   if (s == NATS_OK) s = natsOptions_SetNoEcho(opts, true);  // never our own envelopes back
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
-  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, config_.reconnect_wait_ms);
+  if (s == NATS_OK)
+    s = natsOptions_SetCustomReconnectDelay(opts, &FederationCallbacks::reconnect_delay, this);
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts, 2000);
   if (s == NATS_OK) s = natsOptions_SetPingInterval(opts, 2000);
   if (s == NATS_OK)
