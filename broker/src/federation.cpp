@@ -348,7 +348,8 @@ bool Federation::set_up_backbone(std::string& why) {
       // Commands older than their max age are never delivered; keep them a
       // little longer so their refusal is counted, not silent.
       cfg.MaxAge = static_cast<std::int64_t>(config_.command_max_age_s) * 2 * 1000000000LL;
-      cfg.Duplicates = 120LL * 1000000000LL;
+      // JetStream refuses a duplicate window longer than the max age.
+      cfg.Duplicates = std::min<std::int64_t>(120LL * 1000000000LL, cfg.MaxAge);
     }
     jsErrCode code = static_cast<jsErrCode>(0);
     jsStreamInfo* info = nullptr;
