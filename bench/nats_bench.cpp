@@ -9,7 +9,8 @@
 // and the client then upgrades the socket (OpenSSL) before CONNECT.
 // Like the official clients, the publisher batches: PUBs are appended to a
 // buffer that is written when it reaches 32 KiB or at each pacing tick; the
-// subscribers read big chunks and parse them.
+// subscribers read big chunks and parse them. --sub-port puts the subscribers
+// on another node of a cluster than the publisher (bench/run-federation).
 #include <CLI/CLI.hpp>
 
 #include <arpa/inet.h>
@@ -326,8 +327,12 @@ int main(int argc, char** argv) {
   peer_bench::Options o;
   CLI::App app{"curvebus-bench-nats: nats-server, 1 publisher -> N subscribers, on 127.0.0.1"};
   o.add_to(app);
+  int sub_port = 0;
+  app.add_option("--sub-port", sub_port,
+                 "Subscribers connect to this port (another node of a cluster; default --port)");
   CLI11_PARSE(app, argc, argv);
   if (!o.valid()) return 1;
+  if (sub_port == 0) sub_port = o.port;
 
   peer_bench::Sinks sinks(o.subscribers);
   std::atomic<bool> stop{false};
@@ -341,7 +346,7 @@ int main(int argc, char** argv) {
       Conn c;
       const std::string sub = std::string("SUB ") + kSubject + " 1\r\nPING\r\n";
       auto join = [&] {
-        return c.open(o.port, o.tls, o.cafile, "bench-sub-" + std::to_string(i)) &&
+        return c.open(sub_port, o.tls, o.cafile, "bench-sub-" + std::to_string(i)) &&
                c.write_all(sub.data(), sub.size()) && c.wait_pong();
       };
       if (!join()) {
