@@ -5,153 +5,16 @@
 // 127.0.0.1, every key made here.  Timing only as generous liveness bounds.
 #include <catch2/catch.hpp>
 
-#include <sys/stat.h>
-
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
 
-#include "curvebus/client.hpp"
-#include "curvebus/federation.hpp"
-#include "nats_cluster.hpp"
-#include "robot_env.hpp"
+#include "fed_env.hpp"
 
 using namespace curvebus;
 using namespace curvebus::test;
 
 namespace {
-
-const std::vector<std::string> kSites = {"lab-a", "lab-b", "lab-c"};
-
-// Collects what a client's subscription handler gets.
-struct Inbox {
-  std::mutex mu;
-  std::vector<Message> messages;
-  MessageHandler handler() {
-    return [this](const Message& m) {
-      std::lock_guard<std::mutex> lock(mu);
-      messages.push_back(m);
-    };
-  }
-  std::vector<Message> snapshot() {
-    std::lock_guard<std::mutex> lock(mu);
-    return messages;
-  }
-  std::size_t count_payload(const std::string& needle) {
-    std::lock_guard<std::mutex> lock(mu);
-    std::size_t n = 0;
-    for (const auto& m : messages) n += m.payload.find(needle) != std::string::npos ? 1 : 0;
-    return n;
-  }
-};
-
-ClientOptions options_for(const BrokerHarness& broker, const std::string& name) {
-  ClientOptions o;
-  o.endpoint = broker.endpoint();
-  o.server_public_key = broker.server_public_key();
-  o.public_key = broker.keys_of(name).public_key;
-  o.secret_key = broker.keys_of(name).secret_key;
-  o.heartbeat = 200ms;
-  o.reconnect_min = 50ms;
-  o.reconnect_max = 500ms;
-  return o;
-}
-
-// Three sites over one NATS cluster; lab-c has the robot.
-class FedEnv {
- public:
-  explicit FedEnv(int nats_nodes = 3) {
-    if (!nats.start(nats_nodes)) {
-      error = "NATS cluster: " + nats.last_error();
-      return;
-    }
-    fkey = fed::generate_federation_key();
-    if (!fed::write_federation_key(dir / "federation.key", fkey)) return;
-    for (const auto& site : kSites) {
-      sign[site] = fed::generate_signing_keys();
-      if (!fed::write_signing_keys(dir.path(), site, sign[site])) return;
-    }
-    for (const auto& site : {"lab-a", "lab-b"}) {
-      ::mkdir((dir / site).c_str(), 0700);
-      auto b = std::make_unique<BrokerHarness>(CURVEBUS_BROKER_BIN, dir / site);
-      b->add_client({"dev", {"#"}, {"#", "$SYS/#"}, true});
-      b->add_client(
-          {"op1", {"robot/alex/cmd", "robot/alex/cmd/clear-estop"}, {"robot/alex/#", "$SYS/#"}});
-      if (!b->start({"--config", write_config(site)})) {
-        error = std::string("broker ") + site + " did not start";
-        return;
-      }
-      brokers[site] = std::move(b);
-    }
-    RobotEnvOptions ro;
-    ro.broker_args = {"--config", write_config("lab-c")};
-    ro.extra_clients = {{"fedadmin", {}, {"#", "$SYS/#"}, true}};
-    robot = std::make_unique<RobotEnv>(ro);
-    if (!robot->ok()) {
-      error = "robot site lab-c did not start";
-      return;
-    }
-    ok = true;
-  }
-
-  BrokerHarness& a() { return *brokers["lab-a"]; }
-  BrokerHarness& b() { return *brokers["lab-b"]; }
-  BrokerHarness& c() { return robot->broker; }
-
-  std::string write_config(const std::string& site) {
-    const std::string path = dir / (site + ".toml");
-    std::ofstream out(path);
-    out << "[federation]\n"
-        << "name = \"" << site << "\"\n"
-        << "urls = [";
-    for (int i = 0; i < nats.size(); ++i) out << (i ? ", " : "") << '"' << nats.url(i) << '"';
-    out << "]\n"
-        << "signing_key = \"" << dir / (site + ".sign_secret") << "\"\n"
-        << "keys = [\"" << dir / "federation.key"
-        << "\"]\n"
-        << "export = [\"robot/#\", \"$SYS/presence/#\"]\n"
-        << "import = [\"robot/#\", \"$SYS/#\"]\n"
-        << "commands = [\"robot/+/cmd/#\"]\n"
-        << "replicas = " << (nats.size() >= 3 ? 3 : 1) << "\n"
-        << "command_timeout_ms = 4000\n"
-        << "reconnect_wait_ms = 200\n"
-        << "state_file = \"" << dir / (site + ".state") << "\"\n";
-    for (const auto& peer : kSites) {
-      if (peer == site) continue;
-      out << "\n[[federation.peer]]\n"
-          << "name = \"" << peer << "\"\n"
-          << "sign_public_key = \""
-          << fed::hex_encode(sign[peer].public_key.data(), sign[peer].public_key.size())
-          << "\"\n"
-          // Narrower than the import patterns, so a peer's envelope on
-          // another robot/ topic arrives here and is refused as denied.
-          << "publish = [\"robot/+/cmd/#\", \"robot/+/telemetry\", \"robot/+/status\", "
-             "\"robot/+/ack\", \"$SYS/#\"]\n";
-    }
-    return path;
-  }
-
-  // ADMIN FEDERATION of a broker, as its admin "dev" (lab-c: "op1" has no
-  // admin right, so lab-c gets a dev of its own in the robot's allow-list).
-  std::optional<v1::FederationStatus> federation_status(BrokerHarness& broker,
-                                                        const std::string& admin) {
-    Client cl(options_for(broker, admin));
-    if (!cl.connect(5000ms)) return std::nullopt;
-    auto r = cl.admin(v1::ADMIN_FEDERATION);
-    if (!r) return std::nullopt;
-    return r->federation();
-  }
-
-  NatsCluster nats;
-  TempDir dir{"fed"};
-  fed::FederationKey fkey;
-  std::map<std::string, fed::SigningKeys> sign;
-  std::map<std::string, std::unique_ptr<BrokerHarness>> brokers;
-  std::unique_ptr<RobotEnv> robot;
-  bool ok = false;
-  std::string error;
-};
 
 std::string status_name(const std::optional<rv1::CommandResult>& r) {
   return r ? rv1::ResultStatus_Name(r->status()) : std::string("(no ack)");
