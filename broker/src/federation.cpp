@@ -873,6 +873,7 @@ void Federation::describe(v1::AdminReply& reply) const {
   v1::FederationStatus& st = *reply.mutable_federation();
   st.set_name(config_.name);
   st.set_connected(connected_);
+  st.set_ready(connected_ && backbone_ready_);
   if (nc_ && connected_) {
     char url[256] = {0};
     if (natsConnection_GetConnectedUrl(nc_, url, sizeof url) == NATS_OK) st.set_server(url);

@@ -39,7 +39,7 @@ bool Protocol::export_publication(Session* s, std::uint64_t request_id, bool ack
       if (s)
         send_error(*s, v1::ERROR_FEDERATION_UNAVAILABLE, request_id,
                    "the command was not stored in the federation (the NATS backbone is not "
-                   "reachable); delivered here to " +
+                   "reachable, or its JetStream streams are not set up yet); delivered here to " +
                        std::to_string(delivered) + " subscriber(s) only",
                    std::string(p.topic), "publish");
       return false;

@@ -58,8 +58,17 @@ int exit_code_for(const Status& s) {
   }
 }
 
+// A broker's refusal names its code first ("DENIED: ...",
+// "FEDERATION_UNAVAILABLE: ..."), so a script can tell refusals apart
+// without matching English text; exit codes stay as documented.
+std::string error_text(const Status& s) {
+  const bool broker_code =
+      static_cast<int>(s.status_code()) >= static_cast<int>(StatusCode::kMalformed);
+  return broker_code ? s.code() + ": " + s.message() : s.message();
+}
+
 int fail(const Status& s) {
-  return fail(exit_code_for(s), s.message());
+  return fail(exit_code_for(s), error_text(s));
 }
 
 Result<std::unique_ptr<Client>> connect_client(const Connection& conn) {
@@ -171,7 +180,7 @@ int run_pub(const Connection& conn, const std::string& topic,
     }
     Status s = (*client)->publish(topic, payload, opts);
     if (!s) {
-      std::fprintf(stderr, "curvebus: %s%s\n", where.c_str(), s.message().c_str());
+      std::fprintf(stderr, "curvebus: %s%s\n", where.c_str(), error_text(s).c_str());
       const int code = exit_code_for(s);
       worst = worst == kExitOk ? code : std::max(worst, code);
       return code != kExitNoBroker;  // without a broker the rest would fail too
@@ -353,9 +362,13 @@ void print_status(const v1::BrokerStatus& st) {
 
 void print_federation(const v1::FederationStatus& f) {
   auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
-  std::printf("federation %s, %s%s%s (reconnects %llu)\n", f.name().c_str(),
-              f.connected() ? "connected to " : "NOT connected to the NATS backbone",
-              f.server().c_str(), "", u(f.reconnects()));
+  std::printf(
+      "federation %s, %s%s%s (reconnects %llu)\n", f.name().c_str(),
+      f.connected() ? "connected to " : "NOT connected to the NATS backbone", f.server().c_str(),
+      f.connected()
+          ? (f.ready() ? ", ready for commands" : ", JetStream not set up yet: commands refused")
+          : "",
+      u(f.reconnects()));
   std::printf("export     %llu envelopes, %llu dropped, %u waiting\n", u(f.exported()),
               u(f.export_dropped()), f.export_queue());
   std::printf("commands   stored %llu, refused (FEDERATION_UNAVAILABLE) %llu\n",

@@ -32,11 +32,12 @@ struct SimEvent {
 };
 
 struct RobotEnvOptions {
-  std::vector<std::string> sim_args;      // extra alex-sim flags
-  std::vector<std::string> agent_args;    // extra agent flags
-  std::vector<std::string> broker_args;   // extra broker flags (e.g. --config with [federation])
-  std::vector<ClientSpec> extra_clients;  // more names in the broker's allow-list
+  std::vector<std::string> sim_args;    // extra alex-sim flags
+  std::vector<std::string> agent_args;  // extra agent flags
   bool start_agent = true;
+  std::vector<std::string> broker_args =
+      {};  // extra broker flags (e.g. --config with [federation])
+  std::vector<ClientSpec> extra_clients = {};  // more names in the broker's allow-list
 };
 
 class RobotEnv {

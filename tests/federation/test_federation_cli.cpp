@@ -273,20 +273,19 @@ TEST_CASE(
   FedEnv env;
   INFO(env.error);
   REQUIRE(env.ok);
-  REQUIRE(federation_connected(env.dir, env.a(), "dev"));
-  // "connected" in admin federation is not enough: commands are refused until
-  // the broker has set up its JetStream streams and consumer, which only its
-  // log tells.
-  auto backbone_ready = [](BrokerHarness& broker) {
+  // "connected" is not enough: commands are accepted once the broker has set
+  // up its JetStream streams and consumer, which admin federation shows as
+  // "ready" (a script waits for it the same way).
+  auto backbone_ready = [&](const BrokerHarness& broker, const std::string& admin) {
     return wait_until(
         [&] {
-          const std::string log = broker.process().out() + broker.process().err();
-          return log.find("JetStream streams and consumers ready") != std::string::npos;
+          const auto st = admin_federation_json(env.dir, broker, admin);
+          return st && st->ready();
         },
-        30000ms, 100ms);
+        30000ms, 200ms);
   };
-  REQUIRE(backbone_ready(env.a()));
-  REQUIRE(backbone_ready(env.c()));
+  REQUIRE(backbone_ready(env.a(), "dev"));
+  REQUIRE(backbone_ready(env.c(), "fedadmin"));
 
   // The robot's answer, watched from lab-a as a script would.
   auto acks =
@@ -318,10 +317,8 @@ TEST_CASE(
   CHECK(r.err.rfind("curvebus: ", 0) == 0);
   CHECK(lines_of(r.err).size() == 1);
   CHECK(r.err.find("not stored in the federation") != std::string::npos);
-  // docs/federation.md names the refusal FEDERATION_UNAVAILABLE, but the CLI
-  // prints only the broker's message, not the error code: reported, not
-  // failed, until the CLI names it (then make this a CHECK).
-  CHECK_NOFAIL(r.err.find("FEDERATION_UNAVAILABLE") != std::string::npos);
+  // The refusal names its code, so a script tells it from a denial (also exit 5).
+  CHECK(r.err.rfind("curvebus: FEDERATION_UNAVAILABLE: ", 0) == 0);
 
   // lab-a's admin sees it too: not connected, the command counted as refused.
   std::optional<v1::FederationStatus> st;
