@@ -28,9 +28,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // A liveness bound for a legitimate client's round trip under attack: far
-// above what a healthy broker needs (a few ms), far below the stalls the
-// attacks caused before (seconds).
-constexpr double kLivenessMs = 1000;
+// above what a healthy broker needs (a few ms; the probe's p50 under a flood
+// is ~8 ms), below the stalls the attacks caused before (many seconds).  A
+// flood beside other tests on 2 cores once took a probe 1.29 s, so the bound
+// is 2.5 s: it checks liveness, the benchmarks measure latency.
+constexpr double kLivenessMs = 2500;
 
 bool has_op(const std::vector<v1::Op>& ops, v1::Op::BodyCase body) {
   return std::any_of(ops.begin(), ops.end(),
