@@ -50,10 +50,10 @@ constexpr jsErrCode kStreamNameInUse = static_cast<jsErrCode>(10058);
 // libnats callbacks: the closure is the Federation.
 struct FederationCallbacks {
   static void stream(natsConnection*, natsSubscription*, natsMsg* m, void* c) {
-    static_cast<Federation*>(c)->on_stream(m);
+    static_cast<Federation*>(c)->on_published(m, 's');
   }
   static void retained(natsConnection*, natsSubscription*, natsMsg* m, void* c) {
-    static_cast<Federation*>(c)->on_retained(m);
+    static_cast<Federation*>(c)->on_published(m, 'r');
   }
   static void command(natsConnection*, natsSubscription*, natsMsg* m, void* c) {
     static_cast<Federation*>(c)->on_command(m);
@@ -282,13 +282,14 @@ FederationPort::Export Federation::exported(const ExportedPublication& p, std::u
   return Export::kSent;
 }
 
-std::string Federation::seal(const Outgoing& out, const std::string& subject) {
+std::string Federation::seal(const Outgoing& out, const std::string& subject, std::uint64_t* seq) {
   fed::Envelope env;
   env.origin = config_.name;
   env.publisher = out.publisher;
   env.topic = out.topic;
   env.epoch = epoch_;
   env.seq = next_seq_.fetch_add(1);
+  if (seq) *seq = env.seq;
   env.publish_time_us = out.publish_time_us;
   env.retained = out.retain;
   env.payload = out.payload;
@@ -489,8 +490,8 @@ void Federation::command_loop() {
 void Federation::store_command(const Outgoing& out) {
   const std::string subject =
       fed::subject_for(config_.subject_prefix, 'c', config_.name, out.topic);
-  const std::uint64_t seq = next_seq_.load();
-  const std::string sealed = seal(out, subject);
+  std::uint64_t seq = 0;
+  const std::string sealed = seal(out, subject, &seq);
   // The id de-duplicates retries: a publish whose acknowledgement was lost
   // (a NATS node killed) is sent again with the same id and stored once.
   const std::string id = config_.name + ":" + std::to_string(epoch_) + ":" + std::to_string(seq);
@@ -561,8 +562,8 @@ void Federation::on_command(natsMsg* msg) {
     return;
   }
   fed::Envelope env;
-  if (!accept(natsMsg_GetSubject(msg), natsMsg_GetData(msg), natsMsg_GetDataLength(msg), 'c', env,
-              false)) {
+  if (!accept(natsMsg_GetSubject(msg), natsMsg_GetData(msg), natsMsg_GetDataLength(msg), 'c',
+              env)) {
     natsMsg_Term(msg, nullptr);  // never to be delivered: not redelivered either
     natsMsg_Destroy(msg);
     return;
@@ -650,13 +651,15 @@ void Federation::finish_command(std::uint64_t handle, std::uint32_t delivered) {
 
 void Federation::refuse(const std::string& cause, const std::string& origin,
                         const std::string& detail) {
-  std::uint64_t n = 0;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    n = ++refused_[cause];
-    auto it = peers_.find(origin);
-    if (it != peers_.end()) ++it->second.refused;
-  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = peers_.find(origin);
+  refuse_locked(cause, it == peers_.end() ? nullptr : &it->second, origin, detail);
+}
+
+void Federation::refuse_locked(const std::string& cause, PeerState* peer, const std::string& origin,
+                               const std::string& detail) {
+  const std::uint64_t n = ++refused_[cause];
+  if (peer) ++peer->refused;
   // The first few of each cause in the log, then every 1000th.
   if (n <= 5 || n % 1000 == 0)
     spdlog::warn("federation: envelope refused cause={} origin={} count={} {}", cause,
@@ -664,7 +667,7 @@ void Federation::refuse(const std::string& cause, const std::string& origin,
 }
 
 bool Federation::accept(const char* subject, const char* data, int size, char klass,
-                        fed::Envelope& env, bool mark) {
+                        fed::Envelope& env) {
   const std::string_view sub(subject ? subject : "");
   const fed::Refusal r = fed::open(
       std::string_view(data, size > 0 ? static_cast<std::size_t>(size) : 0), config_.subject_prefix,
@@ -698,30 +701,24 @@ bool Federation::accept(const char* subject, const char* data, int size, char kl
   const std::int64_t now = wall_us();
   std::lock_guard<std::mutex> lock(mutex_);
   PeerState& peer = peers_[env.origin];
-  auto refuse_locked = [&](fed::Refusal why) {
-    ++refused_[fed::refusal_name(why)];
-    ++peer.refused;
-    const std::uint64_t n = refused_[fed::refusal_name(why)];
-    if (n <= 5 || n % 1000 == 0)
-      spdlog::warn("federation: envelope refused cause={} origin={} topic={} count={}",
-                   fed::refusal_name(why), env.origin, env.topic, n);
+  auto refused = [&](fed::Refusal why) {
+    refuse_locked(fed::refusal_name(why), &peer, env.origin, "topic=" + env.topic);
     return false;
   };
-  if (!matches_any(peer.publish, env.topic)) return refuse_locked(fed::Refusal::kDenied);
-  if (!matches_any(config_.import_patterns, env.topic))
-    return refuse_locked(fed::Refusal::kNotImported);
+  if (!matches_any(peer.publish, env.topic)) return refused(fed::Refusal::kDenied);
+  if (!matches_any(config_.import_patterns, env.topic)) return refused(fed::Refusal::kNotImported);
   if (klass == 's' &&
       now - env.publish_time_us > static_cast<std::int64_t>(config_.stream_max_age_s) * 1000000)
-    return refuse_locked(fed::Refusal::kExpired);
-  if (mark && klass == 's' &&
+    return refused(fed::Refusal::kExpired);
+  if (klass == 's' &&
       peer.windows['s'].check_and_mark(env.epoch, env.seq) != fed::ReplayWindow::Verdict::kFresh)
-    return refuse_locked(fed::Refusal::kReplayed);
+    return refused(fed::Refusal::kReplayed);
   if (klass == 'r') {
     // Latest wins per topic: an older value is a replay; the same one again
     // (the stream read anew after a reconnection) is harmless.
     auto& latest = peer.latest[env.topic];
     const std::pair<std::uint64_t, std::uint64_t> at{env.epoch, env.seq};
-    if (at < latest) return refuse_locked(fed::Refusal::kReplayed);
+    if (at < latest) return refused(fed::Refusal::kReplayed);
     latest = at;
   }
   ++peer.accepted;
@@ -753,29 +750,22 @@ bool Federation::post(Event&& e, bool droppable) {
   }
   const bool was_empty = events_.empty();
   events_.push_back(std::move(e));
-  if (was_empty && wake_[1] >= 0) {
-    const char c = 'f';
-    ssize_t n = ::write(wake_[1], &c, 1);
-    (void)n;
-  }
+  if (was_empty) wake();
   return true;
 }
 
-void Federation::on_stream(natsMsg* msg) {
-  fed::Envelope env;
-  if (accept(natsMsg_GetSubject(msg), natsMsg_GetData(msg), natsMsg_GetDataLength(msg), 's', env,
-             true)) {
-    Event e;
-    e.imported = local_form(env);
-    post(std::move(e), true);
-  }
-  natsMsg_Destroy(msg);
+void Federation::wake() {
+  if (wake_[1] < 0) return;
+  const char c = 'f';
+  [[maybe_unused]] const ssize_t n = ::write(wake_[1], &c, 1);
 }
 
-void Federation::on_retained(natsMsg* msg) {
+void Federation::on_published(natsMsg* msg, char klass) {
   fed::Envelope env;
-  if (!own(natsMsg_GetSubject(msg)) && accept(natsMsg_GetSubject(msg), natsMsg_GetData(msg),
-                                              natsMsg_GetDataLength(msg), 'r', env, true)) {
+  // Retained values come from a JetStream stream, this broker's own among them.
+  if (!(klass == 'r' && own(natsMsg_GetSubject(msg))) &&
+      accept(natsMsg_GetSubject(msg), natsMsg_GetData(msg), natsMsg_GetDataLength(msg), klass,
+             env)) {
     Event e;
     e.imported = local_form(env);
     post(std::move(e), true);
@@ -809,11 +799,7 @@ void Federation::drain(Protocol& protocol) {
       ++imported_;
     }
   }
-  if (more) {  // the rest in the next loop turn, after the peers' own input
-    const char c = 'f';
-    ssize_t n = ::write(wake_[1], &c, 1);
-    (void)n;
-  }
+  if (more) wake();  // the rest in the next loop turn, after the peers' own input
 }
 
 // ---------------------------------------------------------------- state

@@ -132,26 +132,31 @@ class Federation final : public FederationPort {
   };
 
   // libnats callbacks (static trampolines in federation.cpp).
-  void on_stream(__natsMsg* msg);
-  void on_retained(__natsMsg* msg);
+  void on_published(__natsMsg* msg, char klass);  // streams ('s') and retained values ('r')
   void on_command(__natsMsg* msg);
   void on_connection(bool connected);
   bool own(const char* subject) const;  // an envelope of this broker's
 
-  // Opens and checks an envelope; counts a refusal by cause.  `mark`: take
-  // its (epoch, seq) into the replay window now.
-  bool accept(const char* subject, const char* data, int size, char klass, fed::Envelope& env,
-              bool mark);
+  // Opens and checks an envelope; counts a refusal by cause.  A stream's
+  // (epoch, seq) goes into its origin's replay window here; a command's only
+  // once it was delivered (finish_command()).
+  bool accept(const char* subject, const char* data, int size, char klass, fed::Envelope& env);
   void refuse(const std::string& cause, const std::string& origin, const std::string& detail);
+  // The same with mutex_ held (`peer` may be null: an origin not configured).
+  void refuse_locked(const std::string& cause, PeerState* peer, const std::string& origin,
+                     const std::string& detail);
   ImportedPublication local_form(const fed::Envelope& env) const;
   bool post(Event&& e, bool droppable);
+  void wake();  // makes wake_fd() readable
 
   void exporter_loop();
   void command_loop();
   bool set_up_backbone(std::string& why);
   void store_command(const Outgoing& out);
   void finish_command(std::uint64_t handle, std::uint32_t delivered);
-  std::string seal(const Outgoing& out, const std::string& subject);
+  // Signs and seals `out` for `subject`; *seq (when given) is the sequence
+  // number it took.
+  std::string seal(const Outgoing& out, const std::string& subject, std::uint64_t* seq = nullptr);
   Status load_state();
   void save_state();
   std::string state_path() const;
