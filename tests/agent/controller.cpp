@@ -29,20 +29,25 @@ int next_instance() {
 }
 }  // namespace
 
-Controller::Controller(const BrokerHarness& broker, const std::string& name,
-                       const std::string& robot)
-    : robot_(robot),
-      prefix_(name + "-" + std::to_string(::getpid()) + "-" + std::to_string(next_instance()) +
-              "-") {
+ClientOptions client_options(const BrokerHarness& broker, const std::string& name,
+                             std::chrono::milliseconds heartbeat) {
   ClientOptions o;
   o.endpoint = broker.endpoint();
   o.server_public_key = broker.server_public_key();
   o.public_key = broker.keys_of(name).public_key;
   o.secret_key = broker.keys_of(name).secret_key;
-  o.heartbeat = 100ms;
+  o.heartbeat = heartbeat;
   o.reconnect_min = 50ms;
   o.reconnect_max = 500ms;
-  client_ = std::make_unique<Client>(o);
+  return o;
+}
+
+Controller::Controller(const BrokerHarness& broker, const std::string& name,
+                       const std::string& robot)
+    : robot_(robot),
+      prefix_(name + "-" + std::to_string(::getpid()) + "-" + std::to_string(next_instance()) +
+              "-") {
+  client_ = std::make_unique<Client>(client_options(broker, name));
   if (!client_->connect(5000ms)) return;
   const std::string base = "robot/" + robot_ + "/";
   connected_ = client_

@@ -37,6 +37,11 @@ struct AckSeen {
   std::int64_t received_wall_ms = 0;
 };
 
+// Client options for `name` of `broker`'s allow-list: its keys, the broker's
+// endpoint and key, the given alive-signal interval, quick reconnection.
+ClientOptions client_options(const BrokerHarness& broker, const std::string& name,
+                             std::chrono::milliseconds heartbeat = 100ms);
+
 // A controller (or observer) in the test process: a curvebus client with the
 // robot's ack, telemetry and status decoded as they arrive.
 class Controller {

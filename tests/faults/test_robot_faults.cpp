@@ -37,15 +37,7 @@ std::optional<rv1::CommandResult> stats_until_ok(Controller& c, std::chrono::mil
 }
 
 ClientOptions options_for(const BrokerHarness& broker, const std::string& name) {
-  ClientOptions o;
-  o.endpoint = broker.endpoint();
-  o.server_public_key = broker.server_public_key();
-  o.public_key = broker.keys_of(name).public_key;
-  o.secret_key = broker.keys_of(name).secret_key;
-  o.heartbeat = 100ms;
-  o.reconnect_min = 50ms;
-  o.reconnect_max = 500ms;
-  return o;
+  return client_options(broker, name);
 }
 
 struct Inbox {

@@ -7,15 +7,7 @@
 namespace curvebus::test {
 
 ClientOptions options_for(const BrokerHarness& broker, const std::string& name) {
-  ClientOptions o;
-  o.endpoint = broker.endpoint();
-  o.server_public_key = broker.server_public_key();
-  o.public_key = broker.keys_of(name).public_key;
-  o.secret_key = broker.keys_of(name).secret_key;
-  o.heartbeat = 200ms;
-  o.reconnect_min = 50ms;
-  o.reconnect_max = 500ms;
-  return o;
+  return client_options(broker, name, 200ms);
 }
 
 FedEnv::FedEnv(int nats_nodes, KeySource keys) : key_source_(keys) {
