@@ -36,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_client.hpp"
 #include "curvebus/client.hpp"
 #include "peer_bench.hpp"
 
@@ -45,30 +46,8 @@ using peer_bench::Clock;
 
 const char* const kTopic = "bench/data";
 
-struct Where {
-  std::string endpoint, home, server_key, key;
-};
-
-std::unique_ptr<curvebus::Client> connect_client(const Where& w, const std::string& name) {
-  curvebus::ClientSettings settings;
-  settings.endpoint = w.endpoint;
-  settings.home = w.home;
-  settings.server_key = w.server_key;
-  settings.key = w.key;
-  auto opts = curvebus::resolve_client_options(settings);
-  if (!opts) {
-    std::fprintf(stderr, "bench: %s\n", opts.status().message().c_str());
-    return nullptr;
-  }
-  opts->client_name = name;
-  auto c = std::make_unique<curvebus::Client>(*opts);
-  const curvebus::Status s = c->connect(std::chrono::seconds(10));
-  if (!s) {
-    std::fprintf(stderr, "bench: %s: connect: %s\n", name.c_str(), s.message().c_str());
-    return nullptr;
-  }
-  return c;
-}
+using bench_client::connect_client;
+using bench_client::Where;
 
 // The broker's dropped counter, or -1 when ADMIN STATUS is refused or
 // unanswered (three tries of 10 s: a broker may still be working off a

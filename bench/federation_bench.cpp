@@ -40,6 +40,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench_client.hpp"
 #include "curvebus/client.hpp"
 #include "peer_bench.hpp"
 
@@ -47,30 +48,8 @@ namespace {
 
 using peer_bench::Clock;
 
-struct Where {
-  std::string endpoint, home, server_key, key;
-};
-
-std::unique_ptr<curvebus::Client> connect_client(const Where& w, const std::string& name) {
-  curvebus::ClientSettings settings;
-  settings.endpoint = w.endpoint;
-  settings.home = w.home;
-  settings.server_key = w.server_key;
-  settings.key = w.key;
-  auto opts = curvebus::resolve_client_options(settings);
-  if (!opts) {
-    std::fprintf(stderr, "fed-bench: %s\n", opts.status().message().c_str());
-    return nullptr;
-  }
-  opts->client_name = name;
-  auto c = std::make_unique<curvebus::Client>(*opts);
-  const curvebus::Status s = c->connect(std::chrono::seconds(10));
-  if (!s) {
-    std::fprintf(stderr, "fed-bench: %s: connect: %s\n", name.c_str(), s.message().c_str());
-    return nullptr;
-  }
-  return c;
-}
+using bench_client::connect_client;
+using bench_client::Where;
 
 class ClientPublisher : public peer_bench::Publisher {
  public:
