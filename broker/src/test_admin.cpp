@@ -4,35 +4,10 @@
 // cannot come back.
 #include <catch2/catch.hpp>
 
-#include <google/protobuf/util/json_util.h>
-
 #include "testing/harness.hpp"
 
 using namespace curvebus;
 using namespace curvebus::broker::testing;
-
-namespace {
-
-// The presence values (retained JSON on $SYS/presence/<name>) in `ops`.
-std::vector<v1::Presence> presences(const std::vector<v1::Op>& ops, const std::string& name) {
-  std::vector<v1::Presence> out;
-  for (const auto& op : ops) {
-    if (!op.has_deliver() || op.deliver().topic() != "$SYS/presence/" + name) continue;
-    v1::Presence p;
-    if (!google::protobuf::util::JsonStringToMessage(op.deliver().payload(), &p).ok())
-      throw std::runtime_error("presence is not JSON of v1::Presence: " + op.deliver().payload());
-    out.push_back(p);
-  }
-  return out;
-}
-
-const v1::Error* find_error(const std::vector<v1::Op>& ops, v1::ErrorCode code) {
-  for (const auto& op : ops)
-    if (op.has_error() && op.error().code() == code) return &op.error();
-  return nullptr;
-}
-
-}  // namespace
 
 TEST_CASE(
     "admin: every command from a name that is not an administrator is refused NOT_ADMIN, "

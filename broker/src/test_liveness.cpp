@@ -4,8 +4,6 @@
 // or answers the PING, keeps its session.
 #include <catch2/catch.hpp>
 
-#include <google/protobuf/util/json_util.h>
-
 #include "testing/harness.hpp"
 
 using namespace curvebus;
@@ -13,18 +11,6 @@ using namespace curvebus::broker::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::vector<v1::Presence> presences(const std::vector<v1::Op>& ops, const std::string& name) {
-  std::vector<v1::Presence> out;
-  for (const auto& op : ops) {
-    if (!op.has_deliver() || op.deliver().topic() != "$SYS/presence/" + name) continue;
-    v1::Presence p;
-    if (!google::protobuf::util::JsonStringToMessage(op.deliver().payload(), &p).ok())
-      throw std::runtime_error("presence is not JSON of v1::Presence: " + op.deliver().payload());
-    out.push_back(p);
-  }
-  return out;
-}
 
 // A watcher of presence that stays alive through the test without sending.
 Peer presence_watcher(Harness& h) {

@@ -19,19 +19,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::vector<v1::Deliver> deliveries(const std::vector<v1::Op>& ops) {
-  std::vector<v1::Deliver> out;
-  for (const auto& op : ops)
-    if (op.has_deliver()) out.push_back(op.deliver());
-  return out;
-}
-
-const v1::Error* find_error(const std::vector<v1::Op>& ops, v1::ErrorCode code) {
-  for (const auto& op : ops)
-    if (op.has_error() && op.error().code() == code) return &op.error();
-  return nullptr;
-}
-
 Harness::Options with_config(const std::function<void(broker::Config&)>& edit) {
   Harness::Options o;
   edit(o.config);

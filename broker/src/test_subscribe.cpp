@@ -10,13 +10,6 @@ using namespace curvebus::broker::testing;
 
 namespace {
 
-std::vector<v1::Deliver> deliveries(const std::vector<v1::Op>& ops) {
-  std::vector<v1::Deliver> out;
-  for (const auto& op : ops)
-    if (op.has_deliver()) out.push_back(op.deliver());
-  return out;
-}
-
 std::vector<std::string> topics_of(const std::vector<v1::Deliver>& got) {
   std::vector<std::string> out;
   for (const auto& d : got) out.push_back(d.topic());

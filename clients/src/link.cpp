@@ -21,7 +21,10 @@ constexpr int kRecvHwm = 100000;
 constexpr int kMonitorEvents =
     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
 
-// Records that the broker refused this client's CURVE handshake.
+}  // namespace
+
+// Records that the broker refused this client's CURVE handshake.  (Outside
+// the anonymous namespace: Link::Session holds one.)
 class HandshakeMonitor : public zmq::monitor_t {
  public:
   bool refused() const { return refused_; }
@@ -33,8 +36,6 @@ class HandshakeMonitor : public zmq::monitor_t {
  private:
   bool refused_ = false;
 };
-
-}  // namespace
 
 const char* link_state_name(LinkState s) {
   switch (s) {

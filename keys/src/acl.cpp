@@ -14,11 +14,8 @@ namespace curvebus {
 
 namespace {
 
+using keys_detail::config_error;
 using keys_detail::where;
-
-Status config_error(const std::string& at, const std::string& what) {
-  return Status::Error(at + ": " + what, "CONFIG");
-}
 
 Status string_list(const toml::node& node, const std::string& source, const std::string& field,
                    const std::string& name, std::vector<std::string>& out) {

@@ -6,16 +6,11 @@
 #include <fstream>
 
 #include "curvebus/codec.hpp"
+#include "trim.hpp"
 
 namespace curvebus {
 
-namespace {
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-}
-}  // namespace
+using keys_detail::trim;
 
 std::string flag_or_env(const std::string& flag, const char* env_name) {
   if (!flag.empty()) return flag;

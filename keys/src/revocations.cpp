@@ -20,11 +20,8 @@ namespace curvebus {
 
 namespace {
 
+using keys_detail::config_error;
 using keys_detail::where;
-
-Status config_error(const std::string& at, const std::string& what) {
-  return Status::Error(at + ": " + what, "CONFIG");
-}
 
 Status io_error(const std::string& what, int err) {
   return Status::Error(what + ": " + std::strerror(err), "IO");

@@ -17,6 +17,11 @@ inline std::string where(const std::string& source, const toml::source_region& r
   return source + ":" + std::to_string(region.begin.line);
 }
 
+// A configuration error at `at` ("file:line"), code CONFIG.
+inline Status config_error(const std::string& at, const std::string& what) {
+  return Status::Error(at + ": " + what, "CONFIG");
+}
+
 // Parses `text` (named `source` in messages) as a document that holds only
 // an array of tables named `key` ([[client]], [[revoked]]).  On success
 // `*tables` points into `root` at that array, or is null when the document

@@ -174,7 +174,7 @@ v1::Op deliver_op(const std::string& topic, std::uint64_t seq, const std::string
   return op;
 }
 
-struct Inbox {
+struct LinkInbox {
   std::mutex mu;
   std::vector<Message> messages;
   MessageHandler handler() {
@@ -279,7 +279,7 @@ TEST_CASE("client: publications made at full speed leave many per ZeroMQ message
 TEST_CASE("client: a frame the delivery scan declines reaches the handlers with the same fields",
           "[client][deliver]") {
   FakeBroker fb;
-  Inbox in;  // before the client: its handler uses it
+  LinkInbox in;  // before the client: its handler uses it
   Client c(fb.options());
   REQUIRE(connect_to(c, fb));
   REQUIRE(subscribe_to(c, fb, {"a/#"}, in.handler()));
@@ -332,7 +332,7 @@ TEST_CASE(
     "order, and sequence gaps are counted",
     "[client][deliver]") {
   FakeBroker fb;
-  Inbox all, one;  // before the client: its handlers use them
+  LinkInbox all, one;  // before the client: its handlers use them
   Client c(fb.options());
   REQUIRE(connect_to(c, fb));
   REQUIRE(subscribe_to(c, fb, {"s/#"}, all.handler()));

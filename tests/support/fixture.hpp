@@ -62,7 +62,9 @@ class BrokerHarness {
   const std::string& dir() const { return dir_; }
   std::string keys_dir() const { return dir_ + "/keys"; }
   std::string acl_path() const { return dir_ + "/acl.toml"; }
-  std::string secret_file(const std::string& name) const { return keys_dir() + "/" + name + "_secret"; }
+  std::string secret_file(const std::string& name) const {
+    return keys_dir() + "/" + name + "_secret";
+  }
   std::string public_file(const std::string& name) const { return keys_dir() + "/" + name; }
   const KeyPair& keys_of(const std::string& name) const { return keys_.at(name); }
   // Environment for the `curvebus` CLI acting as `name`.
@@ -80,5 +82,10 @@ class BrokerHarness {
   std::unique_ptr<Process> process_;
   int runs_ = 0;
 };
+
+// True when `s`'s message contains `text`.
+inline bool mentions(const Status& s, const std::string& text) {
+  return s.message().find(text) != std::string::npos;
+}
 
 }  // namespace curvebus::test

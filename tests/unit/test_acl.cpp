@@ -9,6 +9,7 @@
 #include "fixture.hpp"
 
 using namespace curvebus;
+using curvebus::test::mentions;
 
 namespace {
 
@@ -18,10 +19,6 @@ std::string entry(const std::string& name, const std::string& key, const std::st
 
 // 2027-01-01T00:00:00Z in microseconds since the Unix epoch.
 constexpr std::int64_t k2027 = 1798761600LL * 1000000;
-
-bool mentions(const Status& s, const std::string& text) {
-  return s.message().find(text) != std::string::npos;
-}
 
 // Parses `text` and returns its error (the test fails if it parsed).
 Status parse_error(const std::string& text, const std::string& base_dir = ".") {

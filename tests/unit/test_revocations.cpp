@@ -15,6 +15,7 @@
 #include "process.hpp"
 
 using namespace curvebus;
+using curvebus::test::mentions;
 
 namespace {
 
@@ -54,14 +55,10 @@ void write(const std::string& path, const std::string& text) {
   out << text;
 }
 
-Status parse_error(const std::string& text) {
+Status revocation_parse_error(const std::string& text) {
   auto list = RevocationList::parse(text, "revoked.toml");
   CHECK_FALSE(list);
   return list ? Status::Ok() : list.status();
-}
-
-bool mentions(const Status& s, const std::string& text) {
-  return s.message().find(text) != std::string::npos;
 }
 
 }  // namespace
@@ -205,50 +202,50 @@ TEST_CASE("a malformed revocation file is an error naming file:line", "[revocati
   KeyPair a = generate_keypair();
   const std::string key = "key = \"" + a.public_key + "\"\n";
 
-  Status typo_key =
-      parse_error("# header\n[[revoked]]\nkey = \"" + a.public_key.substr(0, 39) + "\"\n");
+  Status typo_key = revocation_parse_error("# header\n[[revoked]]\nkey = \"" +
+                                           a.public_key.substr(0, 39) + "\"\n");
   CHECK(mentions(typo_key, "revoked.toml:3"));
   CHECK(mentions(typo_key, "Z85"));
 
-  Status bad_z85 = parse_error("[[revoked]]\nkey = \"" + std::string(40, '~') + "\"\n");
+  Status bad_z85 = revocation_parse_error("[[revoked]]\nkey = \"" + std::string(40, '~') + "\"\n");
   CHECK(mentions(bad_z85, "revoked.toml:2"));
 
-  Status bad_name = parse_error("[[revoked]]\nname = \"robot/alex\"\n");
+  Status bad_name = revocation_parse_error("[[revoked]]\nname = \"robot/alex\"\n");
   CHECK(mentions(bad_name, "revoked.toml:2"));
 
-  Status misspelt = parse_error("[[revoked]]\nkye = \"" + a.public_key + "\"\n");
+  Status misspelt = revocation_parse_error("[[revoked]]\nkye = \"" + a.public_key + "\"\n");
   CHECK(mentions(misspelt, "revoked.toml:2"));
   CHECK(mentions(misspelt, "kye"));
 
-  Status neither = parse_error("[[revoked]]\nby = \"ops\"\n");
+  Status neither = revocation_parse_error("[[revoked]]\nby = \"ops\"\n");
   CHECK(mentions(neither, "revoked.toml:1"));
 
-  Status both = parse_error("\n[[revoked]]\n" + key + "name = \"alex\"\n");
+  Status both = revocation_parse_error("\n[[revoked]]\n" + key + "name = \"alex\"\n");
   CHECK(mentions(both, "revoked.toml:2"));
   CHECK(mentions(both, "not both"));
 
-  Status key_type = parse_error("[[revoked]]\nkey = 42\n");
+  Status key_type = revocation_parse_error("[[revoked]]\nkey = 42\n");
   CHECK(mentions(key_type, "revoked.toml:2"));
 
-  Status by_type = parse_error("[[revoked]]\n" + key + "by = 1\n");
+  Status by_type = revocation_parse_error("[[revoked]]\n" + key + "by = 1\n");
   CHECK(mentions(by_type, "revoked.toml:3"));
 
   Status at_local =
-      parse_error("[[revoked]]\n" + key + "reason = \"x\"\nat = 2027-01-01T00:00:00\n");
+      revocation_parse_error("[[revoked]]\n" + key + "reason = \"x\"\nat = 2027-01-01T00:00:00\n");
   CHECK(mentions(at_local, "revoked.toml:4"));
   CHECK(mentions(at_local, "offset"));
 
-  Status dup = parse_error("[[revoked]]\n" + key + "[[revoked]]\n" + key);
+  Status dup = revocation_parse_error("[[revoked]]\n" + key + "[[revoked]]\n" + key);
   CHECK(mentions(dup, "revoked.toml:3"));
   CHECK(mentions(dup, "revoked.toml:1"));
 
-  Status other_table = parse_error("[revoked]\n" + key);
+  Status other_table = revocation_parse_error("[revoked]\n" + key);
   CHECK(mentions(other_table, "revoked.toml:1"));
 
-  Status stray = parse_error("version = 1\n");
+  Status stray = revocation_parse_error("version = 1\n");
   CHECK(mentions(stray, "revoked.toml:1"));
 
-  Status syntax = parse_error("[[revoked]]\n" + key + "reason = \"unterminated\n");
+  Status syntax = revocation_parse_error("[[revoked]]\n" + key + "reason = \"unterminated\n");
   CHECK(mentions(syntax, "revoked.toml:3"));
 
   // load_file names the path it read.

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
 
 #include "core.hpp"
@@ -411,6 +412,31 @@ std::vector<v1::Op> of_kind(const std::vector<v1::Op>& ops, v1::Op::BodyCase kin
   std::vector<v1::Op> out;
   for (const auto& op : ops)
     if (op.body_case() == kind) out.push_back(op);
+  return out;
+}
+
+std::vector<v1::Deliver> deliveries(const std::vector<v1::Op>& ops) {
+  std::vector<v1::Deliver> out;
+  for (const auto& op : ops)
+    if (op.has_deliver()) out.push_back(op.deliver());
+  return out;
+}
+
+const v1::Error* find_error(const std::vector<v1::Op>& ops, v1::ErrorCode code) {
+  for (const auto& op : ops)
+    if (op.has_error() && op.error().code() == code) return &op.error();
+  return nullptr;
+}
+
+std::vector<v1::Presence> presences(const std::vector<v1::Op>& ops, const std::string& name) {
+  std::vector<v1::Presence> out;
+  for (const auto& op : ops) {
+    if (!op.has_deliver() || op.deliver().topic() != "$SYS/presence/" + name) continue;
+    v1::Presence p;
+    if (!google::protobuf::util::JsonStringToMessage(op.deliver().payload(), &p).ok())
+      throw std::runtime_error("presence is not JSON of v1::Presence: " + op.deliver().payload());
+    out.push_back(p);
+  }
   return out;
 }
 

@@ -227,5 +227,12 @@ v1::Op bye(const std::string& reason = "");
 
 // The ops of one kind in `ops` (body_case), in order.
 std::vector<v1::Op> of_kind(const std::vector<v1::Op>& ops, v1::Op::BodyCase kind);
+// The DELIVER bodies in `ops`, in order.
+std::vector<v1::Deliver> deliveries(const std::vector<v1::Op>& ops);
+// The first ERROR in `ops` with `code`, or null (points into `ops`).
+const v1::Error* find_error(const std::vector<v1::Op>& ops, v1::ErrorCode code);
+// The presence records delivered on $SYS/presence/<name>, in order; throws
+// when one is not the JSON of a v1::Presence.
+std::vector<v1::Presence> presences(const std::vector<v1::Op>& ops, const std::string& name);
 
 }  // namespace curvebus::broker::testing

@@ -568,7 +568,7 @@ std::uint16_t closed_port() {
 
 // ------------------------------------------------------------------ bridge
 
-namespace {
+namespace bridge_detail {  // named: WsBridge::Impl holds these
 
 // One ZeroMQ connection joined to one WebSocket to the relay.
 class BridgeConnection : public std::enable_shared_from_this<BridgeConnection> {
@@ -639,7 +639,9 @@ class BridgeConnection : public std::enable_shared_from_this<BridgeConnection> {
   beast::flat_buffer down_;
 };
 
-}  // namespace
+}  // namespace bridge_detail
+
+using bridge_detail::BridgeConnection;
 
 struct WsBridge::Impl {
   net::io_context ioc;
