@@ -183,7 +183,6 @@ class Federation final : public FederationPort {
   std::deque<Outgoing> export_queue_;
   std::deque<CommandJob> command_queue_;
   std::deque<Event> events_;
-  std::size_t imports_queued_ = 0;
   std::unordered_map<std::uint64_t, HeldCommand> held_;
   std::uint64_t next_handle_ = 1;
   std::map<std::string, PeerState> peers_;
