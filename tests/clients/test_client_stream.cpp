@@ -10,6 +10,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,11 +30,11 @@ namespace {
 const std::vector<std::string> kRoomyBroker = {
     "--publish-rate", "0", "--queue-limit", "1000000", "--queue-limit-bytes", "2000000000"};
 
-struct Env {
+struct StreamEnv {
   TempDir dir{"clientstream"};
   BrokerHarness broker{CURVEBUS_BROKER_BIN, dir.path()};
   bool started = false;
-  explicit Env(const std::vector<std::string>& args = kRoomyBroker) {
+  explicit StreamEnv(const std::vector<std::string>& args = kRoomyBroker) {
     broker.add_client({"alice", {"load/#", "s/#"}, {"load/#", "s/#"}, true});
     broker.add_client({"bob", {}, {"load/#", "s/#"}});
     broker.default_args = {"--heartbeat-ms", "1000", "--log-level", "info"};
@@ -76,7 +77,7 @@ std::uint64_t broker_dropped(Client& admin) {
 }
 
 void run_full_speed(std::size_t subscribers, std::size_t size, std::size_t n) {
-  Env env;
+  StreamEnv env;
   REQUIRE(env.started);
   // The checks outlive the clients whose I/O threads call them.
   std::vector<std::unique_ptr<SeqCheck>> checks;
@@ -109,8 +110,23 @@ void run_full_speed(std::size_t subscribers, std::size_t size, std::size_t n) {
     if (now_seen == seen) break;
     seen = now_seen;
   }
+  // What the publisher and the broker saw, for a failure's message.
+  const ClientCounters pc0 = pub.counters();
+  INFO("publisher: published " << pc0.published << " frames_sent " << pc0.frames_sent
+                               << " reconnects " << pc0.reconnects << " errors " << pc0.errors
+                               << " queue_full " << pc0.queue_full << " state "
+                               << static_cast<int>(pub.state()));
+  std::ostringstream broker_line;
+  if (auto st = pub.admin(v1::ADMIN_STATUS)) {
+    const auto& bc = st->status().counters();
+    broker_line << "broker: publications " << bc.publications() << " deliveries " << bc.deliveries()
+                << " dropped " << bc.dropped() << " budget_refused " << bc.budget_refused()
+                << " sessions_timed_out " << bc.sessions_timed_out();
+  }
+  INFO(broker_line.str());
   for (std::size_t i = 0; i < subscribers; ++i) {
-    INFO("subscriber " << i);
+    INFO("subscriber " << i << ": reconnects " << subs[i]->counters().reconnects << " errors "
+                       << subs[i]->counters().errors);
     CHECK(checks[i]->received.load() == n);
     CHECK(checks[i]->out_of_order == 0);
     CHECK(checks[i]->expected_seq == n + 1);
@@ -152,7 +168,7 @@ TEST_CASE(
 
 TEST_CASE("client: handlers follow subscribe and unsubscribe from the next delivery on",
           "[client][stream]") {
-  Env env;
+  StreamEnv env;
   REQUIRE(env.started);
   std::mutex mu;  // before the clients: their handlers use it
   std::vector<std::string> seen;
@@ -189,7 +205,7 @@ TEST_CASE("client: handlers follow subscribe and unsubscribe from the next deliv
 
 TEST_CASE("client: publications made while the broker is down go out, in order, once it is back",
           "[client][stream]") {
-  Env env;
+  StreamEnv env;
   REQUIRE(env.started);
   Client pub(env.options("alice"));
   REQUIRE(pub.connect(5000ms));
