@@ -65,7 +65,7 @@ void import(Harness& h, const ImportedPublication& m) {
 
 TEST_CASE(
     "federation hook: every accepted publication is handed to the port once, with its "
-    "publisher and seq; a refused one never is",
+    "publisher and seq, and a refused one never is",
     "[inproc][federation]") {
   Harness::Options o;
   o.names = {{"dev", "client", true, {"#"}, {"#"}, "", ""},
@@ -92,7 +92,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "federation hook: a command's PUBACK waits for its store; a failed store answers "
+    "federation hook: a command's PUBACK waits for its store, and a failed store answers "
     "FEDERATION_UNAVAILABLE with the reason, and the local subscriber got it either way",
     "[inproc][federation]") {
   Harness h;

@@ -56,7 +56,7 @@ Seen idle_peer(Harness& h, const Peer& p, std::int64_t interval, std::int64_t ji
 
 TEST_CASE(
     "liveness timer: with a 1 s interval the broker answers about every second heartbeat "
-    "of an idle peer and sends nothing on its own; the peer hears it within 2.5 intervals",
+    "of an idle peer and sends nothing on its own, so the peer hears it within 2.5 intervals",
     "[inproc][liveness]") {
   Harness h;
   auto p = h.open("dev");  // the broker's default interval

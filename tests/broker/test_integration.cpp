@@ -382,7 +382,7 @@ TEST_CASE("want_retained delivers the retained value marked retained", "[broker]
   CHECK_FALSE(sub->wait_deliver("sensors/plain", 300ms));
 }
 
-TEST_CASE("retained values survive a clean restart with their seq; cleared ones stay cleared",
+TEST_CASE("retained values survive a clean restart with their seq, and cleared ones stay cleared",
           "[broker][integration]") {
   BrokerEnv env(standard_clients());
   REQUIRE(env.started);

@@ -97,7 +97,7 @@ TEST_CASE(
 
 TEST_CASE(
     "federation: a command from lab-a drives alex-sim behind the agent on lab-c and the "
-    "ack returns to lab-a; pull on lab-b returns lab-a's retained status",
+    "ack returns to lab-a, and pull on lab-b returns lab-a's retained status",
     "[federation]") {
   FedEnv env;
   INFO(env.error);

@@ -268,7 +268,7 @@ TEST_CASE(
 
 TEST_CASE(
     "federation cli: pub --json of a robot command on lab-a exits 0 with the backbone up and the "
-    "robot acks it; with the NATS cluster down it exits 5 naming FEDERATION_UNAVAILABLE",
+    "robot acks it, and with the NATS cluster down it exits 5 naming FEDERATION_UNAVAILABLE",
     "[federation][cli][faults]") {
   FedEnv env;
   INFO(env.error);

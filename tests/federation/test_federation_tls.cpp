@@ -54,7 +54,7 @@ std::optional<v1::FederationStatus> federation_of(BrokerHarness& broker) {
 
 TEST_CASE(
     "federation over TLS: brokers given the NATS server's CA federate through a TLS-only "
-    "server; a broker given another CA never connects and serves locally",
+    "server, and a broker given another CA never connects and serves locally",
     "[federation][tls]") {
   TempDir dir{"fedtls"};
   // A CA, the server's certificate for 127.0.0.1 signed by it, and another CA.
