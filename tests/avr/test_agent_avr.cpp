@@ -406,15 +406,32 @@ TEST_CASE("the README's pipe example ends with the motors stopped", "[avr][agent
 
 TEST_CASE("the watchdog firmware stops the motors by itself when the agent is killed",
           "[avr][agent]") {
-  // The agent's telemetry poll (every 200 ms here) is the heartbeat.
-  AvrRobot robot({"alex-watchdog.elf", 9600, 200, 500, {}, {}});
+  // The agent's telemetry poll (every 200 ms here) is the heartbeat.  The
+  // agent's dead-man (2 s here) is not what is tested: a keepalive held up
+  // for 500 ms on a loaded machine must not stop the motors before the kill.
+  AvrRobot robot({"alex-watchdog.elf", 9600, 200, 2000, {}, {}});
   REQUIRE(robot.ok());
   Controller& op = *robot.op;
   op.start_keepalive();
+  const std::int64_t t_start = now_wall_ms();
   REQUIRE(start_motors(robot, 60));
   // Driving with a live agent: the watchdog stays quiet.
   pause_ms(2500);
-  CHECK(robot.runner->motors_at(now_wall_ms()).rfind("forward", 0) == 0);
+  {
+    INFO("motor events: " << [&] {
+      std::string s;
+      for (const auto& e : robot.runner->motor_events())
+        s += e.text + " @" + std::to_string(e.wall_ms - t_start) + "; ";
+      return s;
+    }());
+    INFO("acks: " << [&] {
+      std::string s;
+      for (const auto& a : op.acks_seen())
+        s += a.result.action() + "=" + status_name(a.result.status()) + "; ";
+      return s;
+    }());
+    CHECK(robot.runner->motors_at(now_wall_ms()).rfind("forward", 0) == 0);
+  }
 
   robot.agent->signal(SIGKILL);
   REQUIRE(robot.agent->wait(3000ms) != -1);
