@@ -64,6 +64,16 @@ struct FederationCallbacks {
   static void disconnected(natsConnection*, void* c) {
     static_cast<Federation*>(c)->on_connection(false);
   }
+  // libnats gave the connection up for good (it does, despite unlimited
+  // reconnects, after some TLS handshake failures): local service goes on.
+  static void closed(natsConnection*, void* c) {
+    auto* self = static_cast<Federation*>(c);
+    self->on_connection(false);
+    if (!self->stopping_)
+      spdlog::error(
+          "federation: the NATS connection was closed for good; this broker serves its own "
+          "clients and federates again after a restart");
+  }
   // Backoff: reconnect_wait_ms doubled per attempt through the server list,
   // up to 16 times that, with up to a quarter of jitter.
   static int64_t reconnect_delay(natsConnection*, int attempts, void* c) {
@@ -132,6 +142,7 @@ Status Federation::start() {
   if (s == NATS_OK)
     s = natsOptions_SetDisconnectedCB(opts, &FederationCallbacks::disconnected, this);
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &FederationCallbacks::connected, this);
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &FederationCallbacks::closed, this);
   if (s == NATS_OK && (!config_.tls_ca.empty() || !config_.tls_cert.empty()))
     s = natsOptions_SetSecure(opts, true);
   if (s == NATS_OK && !config_.tls_ca.empty())
@@ -169,18 +180,15 @@ Status Federation::start() {
     return Status::Error("federation: cannot create the JetStream context", StatusCode::kInternal);
 
   // Streams: core NATS subscriptions, one per import pattern (libnats
-  // re-subscribes after every reconnection by itself).
-  for (const std::string& pattern : config_.import_patterns) {
+  // re-subscribes after every reconnection by itself).  One refused here (the
+  // connection already closed) is retried by the command thread with the
+  // JetStream set-up: backbone trouble never stops the broker.
+  for (const std::string& pattern : config_.import_patterns)
     for (const std::string& subject :
-         fed::interest_subjects(config_.subject_prefix, 's', "*", pattern)) {
-      natsSubscription* sub = nullptr;
-      s = natsConnection_Subscribe(&sub, nc_, subject.c_str(), &FederationCallbacks::stream, this);
-      if (s != NATS_OK)
-        return Status::Error("federation: cannot subscribe to " + subject + ": " + nats_error(s),
-                             StatusCode::kInternal);
-      subs_.push_back(sub);
-    }
-  }
+         fed::interest_subjects(config_.subject_prefix, 's', "*", pattern))
+      stream_subjects_pending_.push_back(subject);
+  std::string why;
+  if (!subscribe_streams(why)) spdlog::warn("federation: {} (retrying)", why);
   exporter_ = std::thread([this] { exporter_loop(); });
   commander_ = std::thread([this] { command_loop(); });
   spdlog::info(
@@ -329,7 +337,27 @@ void Federation::exporter_loop() {
 
 // ---------------------------------------------------------------- commands
 
+bool Federation::subscribe_streams(std::string& why) {
+  while (!stream_subjects_pending_.empty()) {
+    const std::string& subject = stream_subjects_pending_.back();
+    natsSubscription* sub = nullptr;
+    const natsStatus s =
+        natsConnection_Subscribe(&sub, nc_, subject.c_str(), &FederationCallbacks::stream, this);
+    if (s != NATS_OK) {
+      why = "cannot subscribe to " + subject + ": " + nats_error(s);
+      return false;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      subs_.push_back(sub);
+    }
+    stream_subjects_pending_.pop_back();
+  }
+  return true;
+}
+
 bool Federation::set_up_backbone(std::string& why) {
+  if (!subscribe_streams(why)) return false;
   const std::string cmd_stream = config_.stream_prefix + "_CMD";
   const std::string kv_stream = config_.stream_prefix + "_KV";
   const std::string cmd_subject = config_.subject_prefix + ".c.>";

@@ -151,6 +151,8 @@ class Federation final : public FederationPort {
 
   void exporter_loop();
   void command_loop();
+  // Subscribes the stream subjects still pending; false (and why) on the first refusal.
+  bool subscribe_streams(std::string& why);
   bool set_up_backbone(std::string& why);
   void store_command(const Outgoing& out);
   void finish_command(std::uint64_t handle, std::uint32_t delivered);
@@ -174,7 +176,9 @@ class Federation final : public FederationPort {
   std::atomic<bool> connected_{false};
   std::atomic<bool> backbone_ready_{false};
   bool consumers_ready_ = false;  // the command thread's
-  std::mutex state_mutex_;        // one writer of the state file at a time
+  // Stream subjects not subscribed yet: start()'s, then the command thread's.
+  std::vector<std::string> stream_subjects_pending_;
+  std::mutex state_mutex_;  // one writer of the state file at a time
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> reconnects_{0};
 
