@@ -90,7 +90,9 @@ TEST_CASE("printable escapes backslash and double quote", "[text]") {
   CHECK(contract_broken(printable("\\\"\\\\\"")).empty());
 }
 
-TEST_CASE("printable escapes every other C0 control and DEL as \\xNN", "[text]") {
+TEST_CASE(
+    "printable escapes every other C0 control and DEL as a two-digit hex escape (backslash x NN)",
+    "[text]") {
   for (unsigned c = 0; c < 0x20; ++c) {
     if (c == '\n' || c == '\r' || c == '\t') continue;
     CAPTURE(c);
@@ -101,7 +103,7 @@ TEST_CASE("printable escapes every other C0 control and DEL as \\xNN", "[text]")
   CHECK(printable("\x1b[2J\x1b[31mred") == "\\x1B[2J\\x1B[31mred");  // terminal escapes
 }
 
-TEST_CASE("printable escapes C1 controls as \\u{XXXX}", "[text]") {
+TEST_CASE("printable escapes C1 controls as a code point escape (backslash u{XXXX})", "[text]") {
   for (unsigned cp = 0x80; cp <= 0x9F; ++cp) {
     const std::string utf8{static_cast<char>(0xC0 | (cp >> 6)),
                            static_cast<char>(0x80 | (cp & 0x3F))};
@@ -138,7 +140,7 @@ TEST_CASE("printable escapes line separators, bidi controls and the BOM", "[text
   }
 }
 
-TEST_CASE("printable escapes every byte of ill-formed UTF-8 as \\xNN", "[text]") {
+TEST_CASE("printable escapes every byte of ill-formed UTF-8 as a two-digit hex escape", "[text]") {
   CHECK(printable("\x80") == "\\x80");  // stray continuation byte
   CHECK(printable("a\xbf"
                   "b") == "a\\xBFb");
@@ -224,7 +226,7 @@ TEST_CASE("json_string is a valid JSON literal whose value is printable(s), for 
   }
 }
 
-TEST_CASE("json_string escapes quotes, backslashes and the \\xNN of printable JSON-style",
+TEST_CASE("json_string escapes quotes, backslashes and the hex escapes of printable JSON-style",
           "[text]") {
   CHECK(json_string("alex") == "\"alex\"");
   CHECK(json_string("") == "\"\"");
