@@ -136,7 +136,10 @@ void Protocol::diagnose_bad_op(const std::string& routing_id, const std::string&
   bool bad_text = false;
   if (op_fields.ParseFromString(bytes) && op_fields.field_count() > 0) {
     const auto& f = op_fields.field(op_fields.field_count() - 1);
-    answers = op_name(static_cast<v1::Op::BodyCase>(f.number()));
+    // Only a field number Op declares names an op: casting any other number
+    // to BodyCase would be undefined (found by fuzz_dispatch under UBSan).
+    if (v1::Op::descriptor()->FindFieldByNumber(f.number()) != nullptr)
+      answers = op_name(static_cast<v1::Op::BodyCase>(f.number()));
     if (f.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED &&
         body_fields.ParseFromString(f.length_delimited())) {
       for (int j = 0; j < body_fields.field_count(); ++j) {
