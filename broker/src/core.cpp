@@ -29,6 +29,9 @@ namespace curvebus::broker {
 namespace {
 
 constexpr int kIncomingPerTurn = 256;  // messages drained per loop turn
+// How often a listener is read while deferred input uses up every turn's
+// budget (Core::drain_listener).
+constexpr std::int64_t kStarvedReadMs = 50;
 // ZeroMQ messages (batches of up to max_batch_bytes) libzmq may hold per peer
 // beyond the broker's own queue.  Kept low on purpose: with
 // ROUTER_MANDATORY a full pipe is EAGAIN (never a silent drop), and the
@@ -418,7 +421,21 @@ long Core::poll_timeout_ms() const {
 
 void Core::drain_listener(std::size_t index) {
   zmq::socket_t& router = listeners_[index].router;
-  for (int i = 0; i < kIncomingPerTurn && protocol_.turn_has_room(); ++i) {
+  // A turn whose budget went to input deferred from earlier turns reads no new
+  // message.  So one fast publisher's backlog kept every other peer unheard,
+  // alive signals included, for as long as it lasted: under ASan four
+  // subscribers of a flood were expired, silent for 3 s, their heartbeats
+  // waiting unread.  So while starved, a listener is still read every
+  // kStarvedReadMs, in ZeroMQ's round-robin order over peers, until a
+  // message needs work (it is deferred or refused): heartbeats cost nothing,
+  // and a backlogged publisher's next frame ends the read.
+  const bool starved = !protocol_.turn_has_room();
+  if (starved) {
+    Listener& l = listeners_[index];
+    if (protocol_.now_ms() - l.starved_read_ms < kStarvedReadMs) return;
+    l.starved_read_ms = protocol_.now_ms();
+  }
+  for (int i = 0; i < kIncomingPerTurn && (starved || protocol_.turn_has_room()); ++i) {
     zmq::message_t rid;
     if (!router.recv(rid, zmq::recv_flags::dontwait)) return;
     if (!rid.more()) continue;  // cannot happen on a ROUTER
@@ -440,8 +457,10 @@ void Core::drain_listener(std::size_t index) {
       protocol_.malformed(peer, bytes, 0, "frame", "a message must be exactly one part");
       continue;
     }
+    const std::uint64_t needed_work = counters_.input_deferred + counters_.budget_refused;
     protocol_.input(peer, body.data(), body.size(), zmq_msg_gets(body.handle(), "User-Id"),
                     [&body] { return meta_of(body); });
+    if (starved && counters_.input_deferred + counters_.budget_refused != needed_work) return;
   }
 }
 

@@ -44,6 +44,8 @@ struct Listener {
   // The listeners of one endpoint, one per I/O thread (core.cpp): indexes
   // [first_shard, first_shard + shards) of the core's listeners.
   std::size_t first_shard = 0, shards = 1;
+  // When Core::drain_listener last read while the turn's budget was spent.
+  std::int64_t starved_read_ms = 0;
 };
 
 // Writes to the ROUTER of the listener named by the peer's tag byte, never
