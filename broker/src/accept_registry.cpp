@@ -17,8 +17,13 @@ namespace {
 constexpr std::size_t kMaxDescriptors = 200000;
 constexpr std::size_t kMaxPerDescriptor = 16;
 
+struct Accepted {
+  int listen_fd;
+  std::string address;
+};
+
 std::mutex g_mu;
-std::unordered_map<int, std::deque<std::string>> g_accepted;
+std::unordered_map<int, std::deque<Accepted>> g_accepted;  // by accepted descriptor, oldest first
 std::atomic<bool> g_active{false};
 
 std::string format(const sockaddr* a, socklen_t len) {
@@ -36,7 +41,7 @@ std::string format(const sockaddr* a, socklen_t len) {
   return "";
 }
 
-void record(int fd, const sockaddr* a, socklen_t len) {
+void record(int listen_fd, int fd, const sockaddr* a, socklen_t len) {
   g_active.store(true, std::memory_order_relaxed);
   std::string address = format(a, len);
   if (address.empty()) return;  // not TCP/IP (ipc://)
@@ -44,7 +49,7 @@ void record(int fd, const sockaddr* a, socklen_t len) {
   if (g_accepted.size() >= kMaxDescriptors && !g_accepted.count(fd)) return;
   auto& q = g_accepted[fd];
   if (q.size() >= kMaxPerDescriptor) q.pop_front();
-  q.push_back(std::move(address));
+  q.push_back(Accepted{listen_fd, std::move(address)});
 }
 
 using Accept4 = int (*)(int, sockaddr*, socklen_t*, int);
@@ -64,20 +69,25 @@ int accept_and_record(int fd, sockaddr* addr, socklen_t* len, int flags, bool fo
   sockaddr* a = addr ? addr : reinterpret_cast<sockaddr*>(&own);
   socklen_t* l = addr ? len : &own_len;
   const int r = four ? real4(fd, a, l, flags) : real(fd, a, l);
-  if (r >= 0 && l && *l > 0) record(r, a, *l);
+  if (r >= 0 && l && *l > 0) record(fd, r, a, *l);
   return r;
 }
 
 }  // namespace
 
-std::string take_accepted_address(int fd) {
+std::string take_accepted_address(int listen_fd, int fd) {
   std::lock_guard<std::mutex> lock(g_mu);
   auto it = g_accepted.find(fd);
-  if (it == g_accepted.end() || it->second.empty()) return "";
-  std::string address = std::move(it->second.front());
-  it->second.pop_front();
-  if (it->second.empty()) g_accepted.erase(it);
-  return address;
+  if (it == g_accepted.end()) return "";
+  auto& q = it->second;
+  for (auto e = q.begin(); e != q.end(); ++e) {
+    if (listen_fd >= 0 && e->listen_fd != listen_fd) continue;
+    std::string address = std::move(e->address);
+    q.erase(e);
+    if (q.empty()) g_accepted.erase(it);
+    return address;
+  }
+  return "";
 }
 
 bool accept_registry_active() {

@@ -19,9 +19,14 @@
 
 namespace curvebus::broker {
 
-// The address recorded for the oldest accept of `fd` not yet taken; empty
-// when none was recorded (then the caller may fall back to getpeername).
-std::string take_accepted_address(int fd);
+// The address recorded for the oldest accept of `fd` from the listening
+// socket `listen_fd` not yet taken (from any listening socket when
+// `listen_fd` < 0); empty when none was recorded (then the caller may fall
+// back to getpeername).  Keyed by the listening socket too: two listeners'
+// monitors are read apart, and a descriptor one listener's peer had closed
+// could be accepted again by the other listener before the first listener's
+// ACCEPTED was read, which then took the second peer's address.
+std::string take_accepted_address(int listen_fd, int fd);
 
 // True once an accept went through the recording wrappers in this process
 // (false would mean the interposition is not in effect).

@@ -267,6 +267,7 @@ Status open_listener(zmq::context_t& ctx, const Config& config, std::size_t inde
     return Status::Error("cannot bind " + bind + ": " + e.what(), StatusCode::kBind);
   }
   out.endpoint = out.router.get(zmq::sockopt::last_endpoint);
+  out.listen_fd = fd;
   return Status::Ok();
 }
 

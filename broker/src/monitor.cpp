@@ -102,7 +102,7 @@ void Core::handle_monitor(std::size_t listener) {
         const std::uint64_t key = (static_cast<std::uint64_t>(listener) << 32) | value;
         // Recorded at accept(); getpeername only if the recording is not in
         // effect (it may name a later connection on a reused descriptor).
-        std::string address = take_accepted_address(fd);
+        std::string address = take_accepted_address(listeners_[listener].listen_fd, fd);
         if (address.empty() && !accept_registry_active()) address = peer_address(fd);
         if (connections_by_fd_.size() < kMaxTrackedConnections)
           connections_by_fd_[key] = std::move(address);

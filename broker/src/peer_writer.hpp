@@ -44,6 +44,9 @@ struct Listener {
   // The listeners of one endpoint, one per I/O thread (core.cpp): indexes
   // [first_shard, first_shard + shards) of the core's listeners.
   std::size_t first_shard = 0, shards = 1;
+  // The listening socket the broker made and handed to the ROUTER
+  // (ZMQ_USE_FD), or -1 when libzmq made its own (accept_registry.hpp).
+  int listen_fd = -1;
   // When Core::drain_listener last read while the turn's budget was spent.
   std::int64_t starved_read_ms = 0;
 };
