@@ -64,16 +64,6 @@ struct FederationCallbacks {
   static void disconnected(natsConnection*, void* c) {
     static_cast<Federation*>(c)->on_connection(false);
   }
-  // libnats gave the connection up for good (it does, despite unlimited
-  // reconnects, after some TLS handshake failures): local service goes on.
-  static void closed(natsConnection*, void* c) {
-    auto* self = static_cast<Federation*>(c);
-    self->on_connection(false);
-    if (!self->stopping_)
-      spdlog::error(
-          "federation: the NATS connection was closed for good; this broker serves its own "
-          "clients and federates again after a restart");
-  }
   // Backoff: reconnect_wait_ms doubled per attempt through the server list,
   // up to 16 times that, with up to a quarter of jitter.
   static int64_t reconnect_delay(natsConnection*, int attempts, void* c) {
@@ -142,7 +132,6 @@ Status Federation::start() {
   if (s == NATS_OK)
     s = natsOptions_SetDisconnectedCB(opts, &FederationCallbacks::disconnected, this);
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &FederationCallbacks::connected, this);
-  if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &FederationCallbacks::closed, this);
   if (s == NATS_OK && (!config_.tls_ca.empty() || !config_.tls_cert.empty()))
     s = natsOptions_SetSecure(opts, true);
   if (s == NATS_OK && !config_.tls_ca.empty())
