@@ -63,6 +63,14 @@ std::vector<AvrEvent> motor_events_after(AvrRunner& runner, std::int64_t after_w
   return out;
 }
 
+// The motor events so far, each with its wall time after `t0_wall_ms`.
+std::string motor_events_text(AvrRunner& runner, std::int64_t t0_wall_ms) {
+  std::string s;
+  for (const auto& e : runner.motor_events())
+    s += e.text + " @" + std::to_string(e.wall_ms - t0_wall_ms) + "; ";
+  return s;
+}
+
 // Sends STOPs until the pins say stopped (cleanup after a failed step).
 void force_stop(AvrRobot& robot) {
   for (int i = 0; i < 10 && !robot.runner->motors_stopped_now(); ++i) {
@@ -382,12 +390,7 @@ TEST_CASE("the README's pipe example ends with the motors stopped", "[avr][agent
   REQUIRE(stop_ack);
   CHECK(stop_ack->result.status() == rv1::RESULT_OK);
   pause_ms(3000);
-  INFO("motor events: " << [&] {
-    std::string s;
-    for (const auto& e : robot.runner->motor_events())
-      s += e.text + " @" + std::to_string(e.wall_ms - t0) + "; ";
-    return s;
-  }());
+  INFO("motor events: " << motor_events_text(*robot.runner, t0));
   INFO("stop acked at +" << stop_ack->received_wall_ms - t0 << " ms");
   CHECK(robot.runner->motors_stopped_now());
   // Nothing started after the STOP was confirmed.
@@ -418,12 +421,7 @@ TEST_CASE("the watchdog firmware stops the motors by itself when the agent is ki
   // Driving with a live agent: the watchdog stays quiet.
   pause_ms(2500);
   {
-    INFO("motor events: " << [&] {
-      std::string s;
-      for (const auto& e : robot.runner->motor_events())
-        s += e.text + " @" + std::to_string(e.wall_ms - t_start) + "; ";
-      return s;
-    }());
+    INFO("motor events: " << motor_events_text(*robot.runner, t_start));
     INFO("acks: " << [&] {
       std::string s;
       for (const auto& a : op.acks_seen())

@@ -121,13 +121,23 @@ std::string FedEnv::write_config(const std::string& site) {
   return path;
 }
 
-std::optional<v1::FederationStatus> FedEnv::federation_status(BrokerHarness& broker,
-                                                              const std::string& admin) {
+std::optional<v1::FederationStatus> federation_status(BrokerHarness& broker,
+                                                      const std::string& admin) {
   Client cl(options_for(broker, admin));
   if (!cl.connect(5000ms)) return std::nullopt;
   auto r = cl.admin(v1::ADMIN_FEDERATION);
   if (!r) return std::nullopt;
   return r->federation();
+}
+
+bool publish_until_seen(Client& pub, const std::string& topic, const std::string& payload,
+                        Inbox& got) {
+  return wait_until(
+      [&] {
+        pub.publish(topic, payload);
+        return got.count_payload(payload) > 0;
+      },
+      20000ms, 200ms);
 }
 
 }  // namespace curvebus::test

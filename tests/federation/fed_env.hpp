@@ -67,6 +67,18 @@ struct Inbox {
 // reconnect intervals.
 ClientOptions options_for(const BrokerHarness& broker, const std::string& name);
 
+// ADMIN FEDERATION of `broker`, asked as `admin` (FedEnv's lab-c: "op1" has
+// no admin right, so lab-c gets a "fedadmin" of its own in the robot's
+// allow-list); nullopt when the broker does not answer.
+std::optional<v1::FederationStatus> federation_status(BrokerHarness& broker,
+                                                      const std::string& admin = "dev");
+
+// Publishes `payload` on `topic` every 200 ms until `got` holds it, at most
+// 20 s: the import side subscribes once its backbone connection is up, so a
+// first message that arrives proves the path.
+bool publish_until_seen(Client& pub, const std::string& topic, const std::string& payload,
+                        Inbox& got);
+
 // Three sites over one NATS cluster; lab-c has the robot.
 class FedEnv {
  public:
@@ -81,11 +93,6 @@ class FedEnv {
   // Writes DIR/<site>.toml (the [federation] section for `site`) and returns
   // its path.
   std::string write_config(const std::string& site);
-
-  // ADMIN FEDERATION of a broker, as its admin "dev" (lab-c: "op1" has no
-  // admin right, so lab-c gets a "fedadmin" of its own in the robot's allow-list).
-  std::optional<v1::FederationStatus> federation_status(BrokerHarness& broker,
-                                                        const std::string& admin);
 
   NatsCluster nats;
   TempDir dir{"fed"};

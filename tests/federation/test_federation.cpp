@@ -61,12 +61,7 @@ TEST_CASE(
   Client pub(options_for(env.a(), "dev"));
   REQUIRE(pub.connect(5000ms));
   // The import side subscribes at start: a first message proves the path.
-  REQUIRE(wait_until(
-      [&] {
-        pub.publish("robot/bravo/telemetry", "probe");
-        return got.count_payload("probe") > 0;
-      },
-      20000ms, 200ms));
+  REQUIRE(publish_until_seen(pub, "robot/bravo/telemetry", "probe", got));
   const int n = 500;
   for (int i = 0; i < n; ++i) {
     std::string payload = "sample " + std::to_string(i) + " ";
@@ -165,12 +160,7 @@ TEST_CASE(
   REQUIRE(viewer.subscribe({"robot/alex/#"}, at_c.handler()));
   Client pub(options_for(env.a(), "dev"));
   REQUIRE(pub.connect(5000ms));
-  REQUIRE(wait_until(
-      [&] {
-        pub.publish("robot/alex/telemetry", "TOPSECRET reading");
-        return at_c.count_payload("TOPSECRET") > 0;
-      },
-      20000ms, 200ms));
+  REQUIRE(publish_until_seen(pub, "robot/alex/telemetry", "TOPSECRET reading", at_c));
   // A genuine envelope of lab-a, captured on the wire.
   std::string genuine_subject, genuine;
   {
@@ -239,7 +229,7 @@ TEST_CASE(
   };
   REQUIRE(wait_until(
       [&] {
-        st = env.federation_status(env.c(), "fedadmin");
+        st = federation_status(env.c(), "fedadmin");
         return st && refused("malformed") >= 1 && refused("bad_signature") >= 1 &&
                refused("unknown_origin") >= 1 && refused("unknown_key") >= 1 &&
                refused("denied") >= 1 && refused("replayed") >= 1 && refused("bad_box") >= 1;

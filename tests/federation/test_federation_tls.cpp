@@ -42,14 +42,6 @@ bool accepting(int port) {
   return ok;
 }
 
-std::optional<v1::FederationStatus> federation_of(BrokerHarness& broker) {
-  Client cl(options_for(broker, "dev"));
-  if (!cl.connect(5000ms)) return std::nullopt;
-  auto r = cl.admin(v1::ADMIN_FEDERATION);
-  if (!r) return std::nullopt;
-  return r->federation();
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -142,21 +134,16 @@ TEST_CASE(
   REQUIRE(sub.subscribe({"robot/+/telemetry"}, got.handler()));
   Client pub(options_for(*brokers["lab-a"], "dev"));
   REQUIRE(pub.connect(5000ms));
-  REQUIRE(wait_until(
-      [&] {
-        pub.publish("robot/bravo/telemetry", "over tls");
-        return got.count_payload("over tls") > 0;
-      },
-      20000ms, 200ms));
+  REQUIRE(publish_until_seen(pub, "robot/bravo/telemetry", "over tls", got));
   CHECK(got.snapshot().front().publisher == "lab-a/dev");
-  auto st = federation_of(*brokers["lab-a"]);
+  auto st = federation_status(*brokers["lab-a"]);
   REQUIRE(st);
   CHECK(st->connected());
 
   // lab-x does not trust the server's certificate: never connected, and its
   // own clients are served all the same.
   std::this_thread::sleep_for(1000ms);
-  auto x = federation_of(*brokers["lab-x"]);
+  auto x = federation_status(*brokers["lab-x"]);
   REQUIRE(x);
   CHECK_FALSE(x->connected());
   Client local(options_for(*brokers["lab-x"], "dev"));
