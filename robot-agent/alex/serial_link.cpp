@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
@@ -51,6 +52,23 @@ Status SerialLink::open(const std::string& device, int baud) {
                          "USAGE");
   const int fd = ::open(device.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return Status::Error(errno_text(("cannot open " + device).c_str()), "IO");
+  // One driver per Arduino: a second agent (or a stale one, or a terminal
+  // left open) interleaving frames with ours would defeat the one-frame-in-
+  // flight rule, STOP included.  The lock is taken before the port is touched
+  // (termios, flush), so the holder's line is left as it was.  TIOCEXCL below
+  // does not stop root; this lock does, for everyone who asks for it (pyserial's
+  // exclusive mode, other agents).  A device path that now names a different
+  // device (a pty number or a ttyACM name reused) is refused the same way when
+  // its user holds the lock.
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    ::close(fd);
+    if (e == EWOULDBLOCK)
+      return Status::Error(device + " is in use by another process (it holds the port's lock)",
+                           "IO");
+    errno = e;
+    return Status::Error(errno_text(("cannot lock " + device).c_str()), "IO");
+  }
   termios t{};
   if (::tcgetattr(fd, &t) != 0) {
     Status s = Status::Error(errno_text((device + " is not a serial port").c_str()), "IO");

@@ -21,7 +21,10 @@ class SerialLink {
   // Opens `device` at `baud` (9600, 19200, 38400, 57600, 115200);
   // anything else is a USAGE error.  Raw 8N1, no flow control, CLOCAL|CREAD,
   // VMIN 0 / VTIME 0, O_NONBLOCK|O_NOCTTY|O_CLOEXEC, TIOCEXCL, queues flushed.
-  // Errors: code "USAGE" (baud) or "IO" (open/configure).
+  // The port is held with an exclusive flock() until close(): a device that
+  // another process holds locked is refused ("in use by another process")
+  // before its settings or queues are touched.
+  // Errors: code "USAGE" (baud) or "IO" (open/lock/configure).
   Status open(const std::string& device, int baud);
   void close();
   int fd() const { return fd_; }

@@ -343,6 +343,10 @@ int main(int argc, char** argv) {
     event_at(mono_us(), "vanish for " + std::to_string(ms) + " ms");
     std::fprintf(stderr, "alex-sim: %s vanishes for %d ms\n", pty.path.c_str(), ms);
     close_pty(pty);
+    // Like udev removing /dev/ttyACM0: while the device is gone its name
+    // names nothing, and a pty number freed here may soon belong to
+    // another program's terminal.
+    if (!link.empty()) ::unlink(link.c_str());
     fw->run_until(mono_us());
     fw->reboot();  // a USB-powered Uno loses power with its port
     to_host.clear();

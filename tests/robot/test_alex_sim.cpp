@@ -1080,7 +1080,7 @@ TEST_CASE("alex-sim vanishes: reads fail, the device comes back and reopens",
   REQUIRE(::readlink(sim.tty.c_str(), before, sizeof before - 1) > 0);
   REQUIRE(ask(s, d, make_command(Command::Forward, 0, 100)));
   std::this_thread::sleep_for(100ms);
-  sim.ctl("vanish 800");
+  sim.ctl("vanish 2000");
   bool failed = test::wait_until(
       [&] {
         std::uint8_t buf[64];
@@ -1089,7 +1089,11 @@ TEST_CASE("alex-sim vanishes: reads fail, the device comes back and reopens",
       3000ms);
   CHECK(failed);
   s.close();
-  REQUIRE(sim.proc.wait_for_output("reappear device /dev/pts/", 5000ms));
+  // While it is gone its name names nothing (a freed pty number may be
+  // another program's terminal by now).
+  struct stat st {};
+  CHECK(::lstat(sim.tty.c_str(), &st) != 0);
+  REQUIRE(sim.proc.wait_for_output("reappear device /dev/pts/", 8000ms));
   REQUIRE(s.open(sim.tty, 115200));
   d.reset();
   auto r = ask(s, d, make_command(Command::GetStats));

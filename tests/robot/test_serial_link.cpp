@@ -135,3 +135,24 @@ TEST_CASE("SerialLink: bad rates, missing devices and non-ttys give clear errors
   CHECK(not_tty.message().find("not a serial port") != std::string::npos);
   CHECK_FALSE(s.is_open());
 }
+
+TEST_CASE("SerialLink: a port held by another process is refused, its settings untouched",
+          "[alex][serial]") {
+  Pty pty;
+  SerialLink holder;
+  REQUIRE(holder.open(pty.slave, 9600));
+  // A second driver of the same Arduino would interleave frames with the
+  // first; root is not stopped by TIOCEXCL, so the lock must refuse it.
+  SerialLink second;
+  Status busy = second.open(pty.slave, 115200);
+  CHECK(busy.code() == "IO");
+  CHECK(busy.message().find(pty.slave) != std::string::npos);
+  CHECK(busy.message().find("in use by another process") != std::string::npos);
+  CHECK_FALSE(second.is_open());
+  termios t{};
+  REQUIRE(::tcgetattr(holder.fd(), &t) == 0);
+  CHECK(::cfgetospeed(&t) == B9600);
+  // Once the holder lets go, the port is free again.
+  holder.close();
+  CHECK(second.open(pty.slave, 115200).ok());
+}
