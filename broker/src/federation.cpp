@@ -180,6 +180,7 @@ Status Federation::start() {
   if (!subscribe_streams(why)) spdlog::warn("federation: {} (retrying)", why);
   exporter_ = std::thread([this] { exporter_loop(); });
   commander_ = std::thread([this] { command_loop(); });
+  retainer_ = std::thread([this] { retained_loop(); });
   spdlog::info(
       "federation name={} urls={} export={} import={} commands={} peers={} replicas={} "
       "connected={}",
@@ -193,8 +194,10 @@ void Federation::stop() {
   if (stopping_.exchange(true)) return;
   export_cv_.notify_all();
   command_cv_.notify_all();
+  retained_cv_.notify_all();
   if (exporter_.joinable()) exporter_.join();
   if (commander_.joinable()) commander_.join();
+  if (retainer_.joinable()) retainer_.join();
   // Drained (no callback runs after), never unsubscribed: the durable
   // consumer lives on in JetStream for the next start.
   for (natsSubscription* sub : subs_) {
@@ -264,7 +267,24 @@ FederationPort::Export Federation::exported(const ExportedPublication& p, std::u
     command_cv_.notify_one();
     return Export::kAwaitStore;
   }
-  o.klass = p.retain ? 'r' : 's';
+  if (p.retain) {
+    o.klass = 'r';
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = retained_pending_.find(o.topic);
+    if (it == retained_pending_.end()) {
+      if (retained_pending_.size() >= config_.export_queue) {
+        ++export_dropped_;
+        return Export::kSent;
+      }
+      retained_order_.push_back(o.topic);
+      it = retained_pending_.emplace(o.topic, RetainedJob{}).first;
+    }
+    it->second = RetainedJob{};  // a newer value: the older one never needs storing
+    it->second.out = std::move(o);
+    retained_cv_.notify_one();
+    return Export::kSent;
+  }
+  o.klass = 's';
   if (!connected_) {
     ++export_dropped_;
     return Export::kSent;
@@ -477,6 +497,7 @@ void Federation::command_loop() {
       if (ok) {
         setup_needed_ = false;
         backbone_ready_ = true;
+        retained_cv_.notify_all();
         last_why.clear();
         spdlog::info("federation: JetStream streams and consumers ready");
       } else if (why != last_why) {
@@ -504,6 +525,69 @@ void Federation::command_loop() {
   command_queue_.clear();
 }
 
+bool Federation::store(const std::string& subject, const std::string& sealed, const std::string& id,
+                       std::int64_t max_wait_ms, std::string& why) {
+  natsMsg* msg = nullptr;
+  natsStatus s = natsMsg_Create(&msg, subject.c_str(), nullptr, sealed.data(),
+                                static_cast<int>(sealed.size()));
+  if (s != NATS_OK) {
+    why = nats_error(s);
+    return false;
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MsgId = id.c_str();
+  po.MaxWait = max_wait_ms;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  jsPubAck* ack = nullptr;
+  s = js_PublishMsg(&ack, js_, msg, &po, &code);
+  natsMsg_Destroy(msg);
+  if (ack) jsPubAck_Destroy(ack);
+  if (s == NATS_OK) return true;
+  why = nats_error(s, code);
+  return false;
+}
+
+void Federation::retained_loop() {
+  while (!stopping_) {
+    RetainedJob job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      retained_cv_.wait_for(lock, std::chrono::milliseconds(config_.reconnect_wait_ms), [this] {
+        return stopping_ || (!retained_order_.empty() && connected_ && backbone_ready_);
+      });
+      if (stopping_) break;
+      if (retained_order_.empty() || !connected_ || !backbone_ready_) continue;
+      const std::string topic = std::move(retained_order_.front());
+      retained_order_.pop_front();
+      auto it = retained_pending_.find(topic);
+      if (it == retained_pending_.end()) continue;
+      job = std::move(it->second);
+      retained_pending_.erase(it);
+    }
+    if (job.sealed.empty()) {
+      job.subject = fed::subject_for(config_.subject_prefix, 'r', config_.name, job.out.topic);
+      std::uint64_t seq = 0;
+      job.sealed = seal(job.out, job.subject, &seq);
+      job.id = config_.name + ":" + std::to_string(epoch_) + ":" + std::to_string(seq);
+    }
+    std::string why;
+    if (store(job.subject, job.sealed, job.id, 2000, why)) {
+      ++exported_;
+      continue;
+    }
+    // Not stored: it waits again at the front, unless a newer value of its
+    // topic came meanwhile.
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!retained_pending_.count(job.out.topic)) {
+      retained_order_.push_front(job.out.topic);
+      retained_pending_.emplace(job.out.topic, std::move(job));
+    }
+    retained_cv_.wait_for(lock, std::chrono::milliseconds(100),
+                          [this] { return stopping_.load(); });
+  }
+}
+
 void Federation::store_command(const Outgoing& out) {
   const std::string subject =
       fed::subject_for(config_.subject_prefix, 'c', config_.name, out.topic);
@@ -521,27 +605,10 @@ void Federation::store_command(const Outgoing& out) {
                           deadline - std::chrono::steady_clock::now())
                           .count();
     if (left <= 0) break;
-    natsMsg* msg = nullptr;
-    natsStatus s = natsMsg_Create(&msg, subject.c_str(), nullptr, sealed.data(),
-                                  static_cast<int>(sealed.size()));
-    if (s != NATS_OK) {
-      why = nats_error(s);
-      break;
-    }
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MsgId = id.c_str();
-    po.MaxWait = std::min<std::int64_t>(left, 2000);
-    jsErrCode code = static_cast<jsErrCode>(0);
-    jsPubAck* ack = nullptr;
-    s = js_PublishMsg(&ack, js_, msg, &po, &code);
-    natsMsg_Destroy(msg);
-    if (ack) jsPubAck_Destroy(ack);
-    if (s == NATS_OK) {
+    if (store(subject, sealed, id, std::min<std::int64_t>(left, 2000), why)) {
       stored = true;
       break;
     }
-    why = nats_error(s, code);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (stored)
@@ -893,7 +960,7 @@ void Federation::describe(v1::AdminReply& reply) const {
   st.set_commands_held(commands_held_);
   st.set_commands_expired(commands_expired_);
   std::lock_guard<std::mutex> lock(mutex_);
-  st.set_export_queue(static_cast<std::uint32_t>(export_queue_.size()));
+  st.set_export_queue(static_cast<std::uint32_t>(export_queue_.size() + retained_order_.size()));
   for (const auto& [cause, n] : refused_) (*st.mutable_refused())[cause] = n;
   for (const auto& [name, peer] : peers_) {
     auto* p = st.add_peers();

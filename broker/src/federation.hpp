@@ -7,9 +7,14 @@
 // <prefix>.<class>.<name>.<topic levels> (curvebus/federation.hpp):
 //   * streams (class s): core NATS, at most once; past `export_queue`
 //     waiting, or while the backbone is down, dropped and counted;
-//   * retained values (class r): core NATS into the JetStream stream
+//   * retained values (class r): JetStream publishes into the stream
 //     <stream_prefix>_KV (one message per subject), so a broker starting later
-//     still gets the latest value;
+//     still gets the latest value.  Each is resent (same Nats-Msg-Id) until
+//     JetStream acknowledges it: a core NATS publish into a stream is lost
+//     while the stream changes leader, which a loaded cluster does at any
+//     time.  Only the newest value of a topic waits (a newer one replaces it,
+//     latest wins), also while the backbone is down, at most `export_queue`
+//     topics;
 //   * commands (class c, topics matching `commands`): JetStream stream
 //     <stream_prefix>_CMD with Nats-Msg-Id de-duplication; the publisher's
 //     PUBACK waits until JetStream acknowledged the store (kAwaitStore, then
@@ -30,7 +35,8 @@
 // delivered is acknowledged and not delivered again.
 //
 // Threads: the routing thread calls exported(), import_done(), drain() and
-// describe(); one exporter thread seals and publishes streams; one command
+// describe(); one exporter thread seals and publishes streams; one retained
+// thread stores retained values; one command
 // thread stores commands, acknowledges imports, sets the backbone up (streams,
 // consumers) after every (re)connection and saves the state; libnats's own
 // threads run the subscription callbacks.  The state they share is under
@@ -115,6 +121,10 @@ class Federation final : public FederationPort {
     std::uint64_t handle = 0;
     std::uint32_t delivered = 0;
   };
+  struct RetainedJob {  // for the retained thread: the newest value of one topic
+    Outgoing out;
+    std::string subject, sealed, id;  // sealed once, resent as it is
+  };
   struct HeldCommand {
     __natsMsg* msg = nullptr;
     std::string origin;
@@ -151,6 +161,10 @@ class Federation final : public FederationPort {
 
   void exporter_loop();
   void command_loop();
+  void retained_loop();
+  // One JetStream publish of a sealed envelope; NATS_OK once stored.
+  bool store(const std::string& subject, const std::string& sealed, const std::string& id,
+             std::int64_t max_wait_ms, std::string& why);
   // Subscribes the stream subjects still pending; false (and why) on the first refusal.
   bool subscribe_streams(std::string& why);
   bool set_up_backbone(std::string& why);
@@ -183,8 +197,12 @@ class Federation final : public FederationPort {
   std::atomic<std::uint64_t> reconnects_{0};
 
   mutable std::mutex mutex_;  // everything below
-  std::condition_variable export_cv_, command_cv_;
+  std::condition_variable export_cv_, command_cv_, retained_cv_;
   std::deque<Outgoing> export_queue_;
+  // Retained values waiting for JetStream: topics in arrival order, the
+  // newest value of each.
+  std::deque<std::string> retained_order_;
+  std::unordered_map<std::string, RetainedJob> retained_pending_;
   std::deque<CommandJob> command_queue_;
   std::deque<Event> events_;
   std::unordered_map<std::uint64_t, HeldCommand> held_;
@@ -199,7 +217,7 @@ class Federation final : public FederationPort {
       commands_duplicate_{0}, commands_held_{0}, commands_expired_{0};
 
   int wake_[2] = {-1, -1};
-  std::thread exporter_, commander_;
+  std::thread exporter_, commander_, retainer_;
 };
 
 }  // namespace curvebus::broker

@@ -367,30 +367,46 @@ void NatsCluster::kill(int i, int sig) {
 }
 
 bool NatsCluster::restart(int i) {
+  return restart_nodes({i}, true);
+}
+
+bool NatsCluster::restart(const std::vector<int>& nodes) {
+  return restart_nodes(nodes, false);
+}
+
+bool NatsCluster::restart_nodes(const std::vector<int>& nodes, bool healthy) {
   error_.clear();
-  auto& node = nodes_.at(static_cast<std::size_t>(i));
-  if (node.process && node.process->running()) node.process->stop();
-  spawn(i);
-  const auto deadline = Clock::now() + kReadyTimeout;
-  if (!wait_accepting(i, deadline) || !wait_healthy(i, deadline)) return false;
-  // It serves JetStream API requests again (answered through the meta leader).
-  std::string why;
-  nats::Connection nc = nats::connect(url(i), &why);
-  if (!nc) return fail(i, why);
-  nats::Js js = nats::jetstream(nc.get(), std::chrono::milliseconds(2000));
-  if (!js) return fail(i, "no JetStream context");
-  while (Clock::now() < deadline) {
-    jsAccountInfo* info = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    const natsStatus s = js_GetAccountInfo(&info, js.get(), nullptr, &code);
-    if (s == NATS_OK) {
-      jsAccountInfo_Destroy(info);
-      return true;
-    }
-    why = nats::describe(s, code);
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  for (int i : nodes) {
+    auto& node = nodes_.at(static_cast<std::size_t>(i));
+    if (node.process && node.process->running()) node.process->stop();
+    spawn(i);
   }
-  return fail(i, "JetStream API through restarted " + server_name(i) + ": " + why);
+  const auto deadline = Clock::now() + kReadyTimeout;
+  for (int i : nodes)
+    if (!wait_accepting(i, deadline) || (healthy && !wait_healthy(i, deadline))) return false;
+  for (int i : nodes) {
+    // It serves JetStream API requests again (answered through the meta leader).
+    std::string why;
+    nats::Connection nc = nats::connect(url(i), &why);
+    if (!nc) return fail(i, why);
+    nats::Js js = nats::jetstream(nc.get(), std::chrono::milliseconds(2000));
+    if (!js) return fail(i, "no JetStream context");
+    bool ok = false;
+    while (!ok && Clock::now() < deadline) {
+      jsAccountInfo* info = nullptr;
+      jsErrCode code = static_cast<jsErrCode>(0);
+      const natsStatus s = js_GetAccountInfo(&info, js.get(), nullptr, &code);
+      if (s == NATS_OK) {
+        jsAccountInfo_Destroy(info);
+        ok = true;
+        break;
+      }
+      why = nats::describe(s, code);
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    if (!ok) return fail(i, "JetStream API through restarted " + server_name(i) + ": " + why);
+  }
+  return true;
 }
 
 void NatsCluster::stop() {

@@ -103,6 +103,11 @@ class NatsCluster {
   void kill(int i, int sig = SIGKILL);
   // Starts node i again (same config and store) and waits until it is ready.
   bool restart(int i);
+  // Starts several nodes again at once (two of three down: one alone could
+  // not form a quorum), then waits until each accepts clients and answers
+  // JetStream API requests.  Not for /healthz: after a lost quorum it answers
+  // 503 for tens of seconds while replicated consumers catch up.
+  bool restart(const std::vector<int>& nodes);
   // Stops every node (SIGTERM to all, then SIGKILL to the late ones).
   void stop();
 
@@ -124,6 +129,7 @@ class NatsCluster {
     std::unique_ptr<Process> process;
   };
   bool start_once(int n);
+  bool restart_nodes(const std::vector<int>& nodes, bool healthy);
   void write_config(int i);
   void spawn(int i);
   bool wait_accepting(int i, std::chrono::steady_clock::time_point deadline);
