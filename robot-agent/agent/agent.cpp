@@ -80,36 +80,6 @@ rv1::Telemetry telemetry_from(const alex::Packet& p) {
   return t;
 }
 
-// The e-stop latch file: written to a temporary file, synced, renamed, and
-// the directory synced, so a crash right after the ack cannot lose it.
-Status sync_dir_of(const std::string& path) {
-  const std::size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::Error("cannot open " + dir + ": " + std::strerror(errno), "IO");
-  const bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok ? Status::Ok() : Status::Error("cannot sync " + dir, "IO");
-}
-
-Status write_file_synced(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::Error("cannot write " + tmp + ": " + std::strerror(errno), "IO");
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ok = ::fsync(fd) == 0 && ok;
-  ok = ::close(fd) == 0 && ok;
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
-    return Status::Error("cannot write " + path + ": " + std::strerror(errno), "IO");
-  return sync_dir_of(path);
-}
-
-Status remove_file_synced(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-    return Status::Error("cannot remove " + path + ": " + std::strerror(errno), "IO");
-  return sync_dir_of(path);
-}
-
 std::uint64_t tick_sum(const alex::Packet& p) {
   std::uint64_t sum = 0;
   for (int i = 0; i < 8; ++i) sum += p.params[static_cast<std::size_t>(i)];
@@ -127,6 +97,7 @@ Agent::Agent(AgentConfig config)
   topic_status_ = base + "status";
   topic_clear_ = base + "cmd/clear-estop";
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  latch_ = std::make_unique<EstopLatch>(config_.estop_file, [this] { wake(); });
   link_.on_stop_confirmed([this](int attempts) {
     // Disarm only if no motion was sent after the STOP was decided.
     if (motion_gen_ == stop_gen_) {
@@ -144,16 +115,13 @@ Agent::Agent(AgentConfig config)
 }
 
 Agent::~Agent() {
+  latch_.reset();  // its worker wakes the loop through wake_fd_
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 void Agent::stop() {
   stop_ = true;
-  if (wake_fd_ >= 0) {
-    std::uint64_t one = 1;
-    ssize_t n = ::write(wake_fd_, &one, sizeof one);
-    (void)n;
-  }
+  wake();
 }
 
 void Agent::on_message(const Message& m) {
@@ -227,14 +195,37 @@ void Agent::stop_motors(AlexLink::Done done) {
   link_.request_stop(std::move(done));
 }
 
-void Agent::persist_estop(bool latched, const std::string& reason) {
-  if (config_.estop_file.empty()) return;
-  Status s = latched ? write_file_synced(config_.estop_file, reason + "\n")
-                     : remove_file_synced(config_.estop_file);
-  if (!s) {
-    last_error_ = "e-stop latch file: " + s.message();
+std::uint64_t Agent::persist_estop(bool latched, const std::string& reason) {
+  return latch_->request(latched, reason);
+}
+
+void Agent::after_latch(std::uint64_t gen, std::function<void()> then) {
+  latch_waits_.push_back(LatchWait{gen, std::move(then)});
+  flush_latch_waits();
+}
+
+void Agent::flush_latch_waits() {
+  if (latch_waits_.empty()) return;
+  const std::uint64_t done = latch_->durable();
+  if (latch_waits_.front().gen > done) return;
+  const std::string err = latch_->error();
+  if (!err.empty() && done != latch_error_gen_) {
+    latch_error_gen_ = done;
+    last_error_ = "e-stop latch file: " + err;
     spdlog::error("{}", last_error_);
   }
+  while (!latch_waits_.empty() && latch_waits_.front().gen <= done) {
+    auto then = std::move(latch_waits_.front().then);
+    latch_waits_.pop_front();
+    then();
+  }
+}
+
+void Agent::wake() {
+  if (wake_fd_ < 0) return;
+  std::uint64_t one = 1;
+  ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  (void)n;
 }
 
 void Agent::deadman_stop(const std::string& why, std::int64_t now_ms) {
@@ -292,15 +283,20 @@ void Agent::send_to_arduino(const rv1::Command& cmd, const std::string& sender,
     case Kind::Stop:
       stop_motors(finish);
       break;
-    case Kind::EmergencyStop:
-      // The STOP goes to the link first; the latch is on disk before the ack.
-      stop_motors(finish);
-      persist_estop(true, policy_.estop_reason());
+    case Kind::EmergencyStop: {
+      // The latch is written on its own thread (an fsync can take seconds)
+      // while the STOP goes to the link at once; the ack waits for both the
+      // Arduino's answer and the latch on disk.
+      const std::uint64_t gen = persist_estop(true, policy_.estop_reason());
+      stop_motors(
+          [this, finish, gen](const Reply& r) { after_latch(gen, [finish, r] { finish(r); }); });
       break;
-    case Kind::ClearEmergencyStop:
-      persist_estop(false, "");
-      finish(Reply{Outcome::Ok, {}, 0, 0});
+    }
+    case Kind::ClearEmergencyStop: {
+      const std::uint64_t gen = persist_estop(false, "");
+      after_latch(gen, [finish] { finish(Reply{Outcome::Ok, {}, 0, 0}); });
       break;
+    }
     case Kind::Release:
       if (motion_since_stop_)
         stop_motors(finish);
@@ -493,6 +489,7 @@ int Agent::run() {
         handle_presence(in, now);
     }
     link_.tick(now);
+    flush_latch_waits();
     if (policy_.expire_lease(now) && motion_since_stop_)
       deadman_stop(
           "controller silent for more than " + std::to_string(config_.policy.deadman_ms) + " ms",
@@ -515,6 +512,8 @@ int Agent::run() {
     link_.tick(now);
   }
   if (link_.stop_pending()) spdlog::warn("shutting down with the STOP not confirmed");
+  latch_->wait_idle();
+  flush_latch_waits();
   broker_up_ = false;
   last_error_ = "agent stopped";
   publish_status(steady_ms(), true);

@@ -12,7 +12,8 @@
 // (AlexLink resends STOP until then).
 //
 // Emergency stop: latched in the policy AND in `estop_file` (written and
-// synced before the e-stop is acked, read at start), so an agent restart does
+// synced before the e-stop is acked, on EstopLatch's thread so that the
+// STOP never waits for the disk; read at start), so an agent restart does
 // not lift it.  Clearing it needs a right of its own in the broker's ACL: a
 // clear_estop is obeyed only when it arrives on robot/<id>/cmd/clear-estop
 // (publish rights on robot/<id>/cmd do not cover that topic); sent anywhere
@@ -25,12 +26,14 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "alex_link.hpp"
 #include "curvebus/client.hpp"
+#include "estop_latch.hpp"
 #include "policy.hpp"
 
 namespace curvebus::agent {
@@ -77,7 +80,12 @@ class Agent {
   // Every STOP goes through here: the dead-man disarms only when the Arduino
   // confirms a STOP issued after the last motion.
   void stop_motors(AlexLink::Done done);
-  void persist_estop(bool latched, const std::string& reason);
+  // Asks for the latch state on disk; returns its EstopLatch generation.
+  std::uint64_t persist_estop(bool latched, const std::string& reason);
+  // Runs `then` (on the loop) once generation `gen` of the latch is on disk.
+  void after_latch(std::uint64_t gen, std::function<void()> then);
+  void flush_latch_waits();
+  void wake();  // makes run()'s poll return
   void refuse(const rv1::Command& cmd, const std::string& sender, rv1::ResultStatus status,
               const std::string& detail);
   void poll_stats(std::int64_t now_ms);
@@ -96,6 +104,14 @@ class Agent {
 
   std::mutex mutex_;
   std::deque<Incoming> inbox_;
+
+  struct LatchWait {
+    std::uint64_t gen;
+    std::function<void()> then;
+  };
+  std::unique_ptr<EstopLatch> latch_;
+  std::deque<LatchWait> latch_waits_;  // acks waiting for the latch, in generation order
+  std::uint64_t latch_error_gen_ = 0;  // the failed write already logged
 
   bool motion_since_stop_ = false;  // a motion was accepted and no STOP confirmed since
   std::uint64_t motion_gen_ = 0;    // motions sent to the link

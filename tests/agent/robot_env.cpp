@@ -71,7 +71,7 @@ bool RobotEnv::start_agent(const std::vector<std::string>& extra) {
                                 "debug"};
   argv.insert(argv.end(), options_.agent_args.begin(), options_.agent_args.end());
   argv.insert(argv.end(), extra.begin(), extra.end());
-  agent = std::make_unique<Process>(argv, dir / "agent");
+  agent = std::make_unique<Process>(argv, dir / "agent", options_.agent_env);
   return wait_until(
       [&] {
         // Registered with the broker, and the serial link through its HELLO.

@@ -37,7 +37,8 @@ struct RobotEnvOptions {
   bool start_agent = true;
   std::vector<std::string> broker_args =
       {};  // extra broker flags (e.g. --config with [federation])
-  std::vector<ClientSpec> extra_clients = {};  // more names in the broker's allow-list
+  std::vector<ClientSpec> extra_clients = {};         // more names in the broker's allow-list
+  std::map<std::string, std::string> agent_env = {};  // added to the agent's environment
 };
 
 class RobotEnv {

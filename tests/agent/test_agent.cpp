@@ -225,6 +225,46 @@ TEST_CASE("an e-stop stays latched across an agent restart, on disk before its a
   CHECK(status_name(op1.call(forward(op1))) == "RESULT_OK");
 }
 
+TEST_CASE(
+    "an e-stop while every fsync takes 3 s: STOP reaches the Arduino at once, the ack waits "
+    "for the latch on disk",
+    "[.][slow_fsync]") {
+  // Replies 400 ms late, telemetry polled every 100 ms: an exchange is in
+  // flight most of the time, so the STOP waits for its reply on the agent's
+  // loop, which must not be sitting in an fsync meanwhile.
+  RobotEnvOptions o;
+  o.agent_args = {"--reply-timeout-ms", "1500"};
+  o.agent_env = {{"LD_PRELOAD", SLOW_FSYNC_LIB}, {"CURVEBUS_TEST_FSYNC_DELAY_MS", "3000"}};
+  RobotEnv env(o);
+  REQUIRE(env.ok());
+  const std::string agent_env = read_file("/proc/" + std::to_string(env.agent->pid()) + "/environ");
+  REQUIRE(agent_env.find(std::string("LD_PRELOAD=") + SLOW_FSYNC_LIB) != std::string::npos);
+  Controller op1(env.broker, "op1");
+  REQUIRE(op1.connected());
+  REQUIRE(env.sim_control("delay 400"));
+  // Keepalives hold the lease: the dead-man's own STOP must not come first.
+  op1.start_keepalive();
+  REQUIRE(status_name(op1.call(forward(op1), 5000ms)) == "RESULT_OK");
+  std::this_thread::sleep_for(250ms);
+  const auto t0 = wall_ms();
+  const std::string id = op1.send(with(op1, "estop"));
+  auto stop = env.wait_sim_event("rx COMMAND STOP", t0, 15000ms);
+  REQUIRE(stop);
+  auto ack = op1.wait_ack_seen(id, 20000ms);
+  REQUIRE(ack);
+  std::printf("e-stop with 3 s fsyncs: STOP at the Arduino after %lld ms, ack after %lld ms\n",
+              static_cast<long long>(*stop - t0),
+              static_cast<long long>(ack->received_wall_ms - t0));
+  // Liveness bound: one late reply plus the STOP's own exchange, far below
+  // the 6 s of the latch's two fsyncs (file, directory).
+  CHECK(*stop - t0 < 3000);
+  CHECK(status_name(ack->result) == "RESULT_OK");
+  // Not acked before the latch was durable: both fsyncs had ended.
+  CHECK(ack->received_wall_ms - t0 >= 6000);
+  CHECK(read_file(env.dir / "estop-alex").find("op1") != std::string::npos);
+  op1.stop_keepalive();
+}
+
 TEST_CASE("a controller that goes silent mid-move is stopped by the dead-man switch",
           "[agent][integration]") {
   RobotEnv env;
