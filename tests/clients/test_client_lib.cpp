@@ -9,6 +9,7 @@
 
 #include "curvebus/client.hpp"
 #include "fixture.hpp"
+#include "inbox.hpp"
 
 using namespace curvebus;
 using namespace curvebus::test;
@@ -39,30 +40,6 @@ struct Env {
   }
 };
 
-// Collects messages from a handler.
-struct Inbox {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<Message> messages;
-  MessageHandler handler() {
-    return [this](const Message& m) {
-      std::lock_guard<std::mutex> lock(mu);
-      messages.push_back(m);
-      cv.notify_all();
-    };
-  }
-  bool wait_count(std::size_t n, std::chrono::milliseconds timeout = 5000ms) {
-    std::unique_lock<std::mutex> lock(mu);
-    return cv.wait_for(lock, timeout, [&] { return messages.size() >= n; });
-  }
-  std::vector<std::string> topics() {
-    std::lock_guard<std::mutex> lock(mu);
-    std::vector<std::string> t;
-    for (const auto& m : messages) t.push_back(m.topic);
-    return t;
-  }
-};
-
 }  // namespace
 
 TEST_CASE("client: publish with ack reaches wildcard subscribers with publisher and seq",
@@ -86,9 +63,9 @@ TEST_CASE("client: publish with ack reaches wildcard subscribers with publisher 
   std::this_thread::sleep_for(100ms);
   CHECK(a.topics() == std::vector<std::string>{"sensors/kitchen/temp"});
   CHECK(b.topics() == std::vector<std::string>{"sensors/kitchen/temp", "sensors/kitchen/humidity"});
-  CHECK(a.messages[0].publisher == "alice");
-  CHECK(a.messages[0].payload == "21.5");
-  CHECK(a.messages[0].seq == 1);
+  CHECK(a.snapshot()[0].publisher == "alice");
+  CHECK(a.snapshot()[0].payload == "21.5");
+  CHECK(a.snapshot()[0].seq == 1);
 }
 
 TEST_CASE("client: denials are explicit errors", "[client]") {
@@ -194,7 +171,7 @@ TEST_CASE("client: a handler may publish without waiting", "[client]") {
   ack.wait_ack = true;
   for (int i = 0; i < 20; ++i) REQUIRE(echo.publish("cmd/ping", std::to_string(i), ack));
   REQUIRE(in.wait_count(20));
-  CHECK(in.messages.back().payload == "19");
+  CHECK(in.snapshot().back().payload == "19");
 }
 
 TEST_CASE("client: publications without ack keep their order", "[client]") {
@@ -209,7 +186,7 @@ TEST_CASE("client: publications without ack keep their order", "[client]") {
   for (int i = 0; i < n; ++i) REQUIRE(pub.publish("sensors/seq", std::to_string(i)));
   REQUIRE(in.wait_count(n, 10000ms));
   for (int i = 0; i < n; ++i)
-    CHECK(in.messages[static_cast<std::size_t>(i)].payload == std::to_string(i));
+    CHECK(in.snapshot()[static_cast<std::size_t>(i)].payload == std::to_string(i));
   CHECK(sub.counters().sequence_gaps == 0);
 }
 

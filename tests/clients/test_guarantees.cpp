@@ -8,6 +8,7 @@
 
 #include "curvebus/client.hpp"
 #include "fixture.hpp"
+#include "inbox.hpp"
 
 using namespace curvebus;
 using namespace curvebus::test;
@@ -34,20 +35,16 @@ struct GEnv {
   }
 };
 
+// The seqs a subscription got, in arrival order (an Inbox underneath: its
+// handler stays safe after a Seqs declared below its client is gone).
 struct Seqs {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::uint64_t> seqs;
-  MessageHandler handler() {
-    return [this](const Message& m) {
-      std::lock_guard<std::mutex> lock(mu);
-      seqs.push_back(m.seq);
-      cv.notify_all();
-    };
-  }
-  bool wait(std::size_t n) {
-    std::unique_lock<std::mutex> lock(mu);
-    return cv.wait_for(lock, 5s, [&] { return seqs.size() >= n; });
+  Inbox inbox;
+  MessageHandler handler() const { return inbox.handler(); }
+  bool wait(std::size_t n) const { return inbox.wait_count(n, 5s); }
+  std::vector<std::uint64_t> seqs() const {
+    std::vector<std::uint64_t> out;
+    for (const auto& m : inbox.snapshot()) out.push_back(m.seq);
+    return out;
   }
 };
 }  // namespace
@@ -70,8 +67,8 @@ TEST_CASE("guarantee: an acked publication reaches every live subscriber, in ord
   REQUIRE(sb.wait(100));
   // In order, without gaps, per topic.
   for (std::size_t i = 0; i < 100; ++i) {
-    CHECK(sa.seqs[i] == i + 1);
-    CHECK(sb.seqs[i] == i + 1);
+    CHECK(sa.seqs()[i] == i + 1);
+    CHECK(sb.seqs()[i] == i + 1);
   }
   CHECK(a.counters().sequence_gaps == 0);
 }
@@ -92,7 +89,7 @@ TEST_CASE("guarantee: a subscriber that was away sees the gap in seq and repairs
     REQUIRE(sub.subscribe({"data/temp"}, s.handler()));
     for (int i = 0; i < 5; ++i) REQUIRE(pub.publish("data/temp", "t" + std::to_string(i), ack));
     REQUIRE(s.wait(5));
-    last_seen = s.seqs.back();
+    last_seen = s.seqs().back();
   }
   CHECK(last_seen == 5);
   // Published while nobody listened.
@@ -103,7 +100,7 @@ TEST_CASE("guarantee: a subscriber that was away sees the gap in seq and repairs
   REQUIRE(sub.subscribe({"data/temp"}, s.handler()));
   REQUIRE(pub.publish("data/temp", "t15", ack));
   REQUIRE(s.wait(1));
-  CHECK(s.seqs[0] == 16);  // the gap: 6..15 were missed
+  CHECK(s.seqs()[0] == 16);  // the gap: 6..15 were missed
   auto repair = sub.pull("data/temp", last_seen);
   REQUIRE(repair);
   REQUIRE(repair->size() == 11);  // 6..16, oldest first

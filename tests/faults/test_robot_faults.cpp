@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "inbox.hpp"
 #include "robot_env.hpp"
 
 using namespace curvebus;
@@ -39,23 +40,6 @@ std::optional<rv1::CommandResult> stats_until_ok(Controller& c, std::chrono::mil
 ClientOptions options_for(const BrokerHarness& broker, const std::string& name) {
   return client_options(broker, name);
 }
-
-struct Inbox {
-  std::mutex mu;
-  std::vector<Message> messages;
-  MessageHandler handler() {
-    return [this](const Message& m) {
-      std::lock_guard<std::mutex> lock(mu);
-      messages.push_back(m);
-    };
-  }
-  std::size_t count(const std::function<bool(const Message&)>& pred) {
-    std::lock_guard<std::mutex> lock(mu);
-    std::size_t n = 0;
-    for (const auto& m : messages) n += pred(m) ? 1 : 0;
-    return n;
-  }
-};
 
 }  // namespace
 

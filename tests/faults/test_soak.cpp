@@ -27,9 +27,9 @@ TEST_CASE("short soak: broker and agent RSS and FDs stay bounded under load", "[
   o.public_key = env.broker.keys_of("viewer").public_key;
   o.secret_key = env.broker.keys_of("viewer").secret_key;
   o.heartbeat = 200ms;
+  std::atomic<std::uint64_t> telemetry{0};  // before the client: its handler uses it
   Client viewer(o);
   REQUIRE(viewer.connect(5000ms));
-  std::atomic<std::uint64_t> telemetry{0};
   REQUIRE(viewer.subscribe({"robot/alex/#"}, [&](const Message&) { ++telemetry; }));
 
   Controller op1(env.broker, "op1");

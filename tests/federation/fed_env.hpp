@@ -33,35 +33,13 @@
 
 #include "curvebus/client.hpp"
 #include "curvebus/federation.hpp"
+#include "inbox.hpp"
 #include "nats_cluster.hpp"
 #include "robot_env.hpp"
 
 namespace curvebus::test {
 
 inline const std::vector<std::string> kSites = {"lab-a", "lab-b", "lab-c"};
-
-// Collects what a client's subscription handler gets (thread-safe: the
-// handler runs on the client's I/O thread).
-struct Inbox {
-  std::mutex mu;
-  std::vector<Message> messages;
-  MessageHandler handler() {
-    return [this](const Message& m) {
-      std::lock_guard<std::mutex> lock(mu);
-      messages.push_back(m);
-    };
-  }
-  std::vector<Message> snapshot() {
-    std::lock_guard<std::mutex> lock(mu);
-    return messages;
-  }
-  std::size_t count_payload(const std::string& needle) {
-    std::lock_guard<std::mutex> lock(mu);
-    std::size_t n = 0;
-    for (const auto& m : messages) n += m.payload.find(needle) != std::string::npos ? 1 : 0;
-    return n;
-  }
-};
 
 // Client options for `name` on `broker`: its keys, short heartbeat and
 // reconnect intervals.
