@@ -120,6 +120,9 @@ class Client {
   // Subscribes and waits for the broker's answer.  A pattern the ACL denies
   // gives "DENIED" naming it (the granted ones of the call are undone).
   // `want_retained`: matching retained values are delivered at once.
+  // `handler` runs on the client's I/O thread, and may run until close()
+  // (or the destructor) returns: whatever it uses must outlive the Client,
+  // or be owned by the handler itself (declare it before the Client).
   Status subscribe(const std::vector<std::string>& patterns, MessageHandler handler,
                    bool want_retained = false,
                    std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
