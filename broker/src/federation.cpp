@@ -525,6 +525,10 @@ void Federation::command_loop() {
   command_queue_.clear();
 }
 
+std::string Federation::msg_id(std::uint64_t seq) const {
+  return config_.name + ":" + std::to_string(epoch_) + ":" + std::to_string(seq);
+}
+
 bool Federation::store(const std::string& subject, const std::string& sealed, const std::string& id,
                        std::int64_t max_wait_ms, std::string& why) {
   natsMsg* msg = nullptr;
@@ -569,7 +573,7 @@ void Federation::retained_loop() {
       job.subject = fed::subject_for(config_.subject_prefix, 'r', config_.name, job.out.topic);
       std::uint64_t seq = 0;
       job.sealed = seal(job.out, job.subject, &seq);
-      job.id = config_.name + ":" + std::to_string(epoch_) + ":" + std::to_string(seq);
+      job.id = msg_id(seq);
     }
     std::string why;
     if (store(job.subject, job.sealed, job.id, 2000, why)) {
@@ -595,7 +599,7 @@ void Federation::store_command(const Outgoing& out) {
   const std::string sealed = seal(out, subject, &seq);
   // The id de-duplicates retries: a publish whose acknowledgement was lost
   // (a NATS node killed) is sent again with the same id and stored once.
-  const std::string id = config_.name + ":" + std::to_string(epoch_) + ":" + std::to_string(seq);
+  const std::string id = msg_id(seq);
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.command_timeout_ms);
   std::string why;

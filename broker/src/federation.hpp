@@ -162,7 +162,11 @@ class Federation final : public FederationPort {
   void exporter_loop();
   void command_loop();
   void retained_loop();
-  // One JetStream publish of a sealed envelope; NATS_OK once stored.
+  // The Nats-Msg-Id of this broker's envelope number `seq`: JetStream stores
+  // a resent envelope once.
+  std::string msg_id(std::uint64_t seq) const;
+  // One JetStream publish of a sealed envelope: true once stored, else false
+  // and why.
   bool store(const std::string& subject, const std::string& sealed, const std::string& id,
              std::int64_t max_wait_ms, std::string& why);
   // Subscribes the stream subjects still pending; false (and why) on the first refusal.

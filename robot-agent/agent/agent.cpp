@@ -1,14 +1,11 @@
 #include "agent.hpp"
 
-#include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -195,10 +192,6 @@ void Agent::stop_motors(AlexLink::Done done) {
   link_.request_stop(std::move(done));
 }
 
-std::uint64_t Agent::persist_estop(bool latched, const std::string& reason) {
-  return latch_->request(latched, reason);
-}
-
 void Agent::after_latch(std::uint64_t gen, std::function<void()> then) {
   latch_waits_.push_back(LatchWait{gen, std::move(then)});
   flush_latch_waits();
@@ -287,13 +280,13 @@ void Agent::send_to_arduino(const rv1::Command& cmd, const std::string& sender,
       // The latch is written on its own thread (an fsync can take seconds)
       // while the STOP goes to the link at once; the ack waits for both the
       // Arduino's answer and the latch on disk.
-      const std::uint64_t gen = persist_estop(true, policy_.estop_reason());
+      const std::uint64_t gen = latch_->request(true, policy_.estop_reason());
       stop_motors(
           [this, finish, gen](const Reply& r) { after_latch(gen, [finish, r] { finish(r); }); });
       break;
     }
     case Kind::ClearEmergencyStop: {
-      const std::uint64_t gen = persist_estop(false, "");
+      const std::uint64_t gen = latch_->request(false, "");
       after_latch(gen, [finish] { finish(Reply{Outcome::Ok, {}, 0, 0}); });
       break;
     }

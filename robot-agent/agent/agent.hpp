@@ -80,9 +80,8 @@ class Agent {
   // Every STOP goes through here: the dead-man disarms only when the Arduino
   // confirms a STOP issued after the last motion.
   void stop_motors(AlexLink::Done done);
-  // Asks for the latch state on disk; returns its EstopLatch generation.
-  std::uint64_t persist_estop(bool latched, const std::string& reason);
-  // Runs `then` (on the loop) once generation `gen` of the latch is on disk.
+  // Runs `then` (on the loop) once generation `gen` of the latch (the value
+  // of latch_->request()) is on disk.
   void after_latch(std::uint64_t gen, std::function<void()> then);
   void flush_latch_waits();
   void wake();  // makes run()'s poll return

@@ -63,11 +63,10 @@ Status SerialLink::open(const std::string& device, int baud) {
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int e = errno;
     ::close(fd);
-    if (e == EWOULDBLOCK)
-      return Status::Error(device + " is in use by another process (it holds the port's lock)",
-                           "IO");
-    errno = e;
-    return Status::Error(errno_text(("cannot lock " + device).c_str()), "IO");
+    return Status::Error(e == EWOULDBLOCK
+                             ? device + " is in use by another process (it holds the port's lock)"
+                             : "cannot lock " + device + ": " + std::strerror(e),
+                         "IO");
   }
   termios t{};
   if (::tcgetattr(fd, &t) != 0) {

@@ -289,20 +289,16 @@ TEST_CASE(
     std::this_thread::sleep_for(20ms);
   }
   // Every PUBACKed command is answered by the agent, once.
-  const bool all_answered = wait_until(
-      [&] {
-        const auto by_id = acks_by_id(watch);
-        for (const auto& id : acked)
-          if (!by_id.count(id)) return false;
-        return true;
-      },
-      60000ms, 200ms);
-  if (!all_answered) {
+  auto unanswered = [&] {
     const auto by_id = acks_by_id(watch);
-    std::string missing;
+    std::string ids;
     for (const auto& id : acked)
-      if (!by_id.count(id)) missing += " " + id;
-    UNSCOPED_INFO("acked by lab-a but never answered by the agent:" << missing);
+      if (!by_id.count(id)) ids += " " + id;
+    return ids;
+  };
+  const bool all_answered = wait_until([&] { return unanswered().empty(); }, 60000ms, 200ms);
+  if (!all_answered) {
+    UNSCOPED_INFO("acked by lab-a but never answered by the agent:" << unanswered());
     for (const auto& [b, admin] : {std::pair{&env.a(), "dev"}, std::pair{&env.c(), "fedadmin"}}) {
       const auto st = federation_status(*b, admin);
       UNSCOPED_INFO((st ? st->ShortDebugString() : std::string("no federation status")));
